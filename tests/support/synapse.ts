@@ -1,0 +1,287 @@
+/**
+ * A real Synapse for tests and the demo: a pinned `matrix-synapse` from PyPI in a
+ * cached virtualenv, SQLite, a fresh data dir, a free 127.0.0.1 port, rate limits
+ * raised, users registered through the shared-secret admin API.
+ * @module
+ */
+
+import { createHmac } from "node:crypto";
+
+/** The pinned Synapse release. */
+export const SYNAPSE_VERSION = "1.163.2";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const VENV = `${ROOT}.cache/synapse-venv-${SYNAPSE_VERSION}`;
+const RUNNER = new URL("./synapse_run.py", import.meta.url).pathname;
+
+/** A running Synapse. */
+export interface Synapse {
+  /** Base URL, e.g. `http://127.0.0.1:38123`. */
+  url: string;
+  /** The server name (`localhost`). */
+  serverName: string;
+  /** Data dir (config, SQLite, log). */
+  dir: string;
+  /** Registers a user; returns its id and an access token for a new device. */
+  register(localpart: string, password: string, admin?: boolean): Promise<Registered>;
+  /** Stops the server (SIGTERM, then SIGKILL) and removes the data dir. */
+  stop(): Promise<void>;
+  /** Kills the server with SIGKILL and starts it again on the same port and data. */
+  restart(): Promise<void>;
+}
+
+/** A freshly registered user. */
+export interface Registered {
+  userId: string;
+  accessToken: string;
+  deviceId: string;
+  password: string;
+}
+
+async function run(cmd: string, args: string[], what: string): Promise<void> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) {
+    const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+    throw new Error(`${what} failed (exit ${out.code}):\n${text.slice(-4000)}`);
+  }
+}
+
+/** Installs Synapse into the cached virtualenv unless it is there already. */
+export async function ensureSynapse(log: (msg: string) => void = console.error): Promise<string> {
+  const python = `${VENV}/bin/python`;
+  try {
+    await Deno.stat(`${VENV}/.complete`);
+    return python;
+  } catch { /* not installed yet */ }
+  log(`installing matrix-synapse ${SYNAPSE_VERSION} into .cache/ (first run only, about a minute)`);
+  await Deno.remove(VENV, { recursive: true }).catch(() => {});
+  await run("python3", ["-m", "venv", VENV], "creating the Synapse virtualenv");
+  await run(
+    python,
+    [
+      "-m",
+      "pip",
+      "install",
+      "--quiet",
+      "--disable-pip-version-check",
+      `matrix-synapse==${SYNAPSE_VERSION}`,
+    ],
+    `pip install matrix-synapse==${SYNAPSE_VERSION}`,
+  );
+  await Deno.writeTextFile(`${VENV}/.complete`, SYNAPSE_VERSION);
+  return python;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+function config(dir: string, port: number, secret: string): string {
+  const many = "{per_second: 1000, burst_count: 1000}";
+  return `
+server_name: "localhost"
+pid_file: "${dir}/homeserver.pid"
+public_baseurl: "http://127.0.0.1:${port}/"
+listeners:
+  - port: ${port}
+    bind_addresses: ["127.0.0.1"]
+    type: http
+    tls: false
+    x_forwarded: false
+    resources:
+      - names: [client]
+        compress: false
+database:
+  name: sqlite3
+  args:
+    database: "${dir}/homeserver.db"
+log_config: "${dir}/log.yaml"
+media_store_path: "${dir}/media"
+signing_key_path: "${dir}/signing.key"
+registration_shared_secret: "${secret}"
+enable_registration: false
+report_stats: false
+trusted_key_servers: []
+suppress_key_server_warning: true
+macaroon_secret_key: "${secret}-macaroon"
+form_secret: "${secret}-form"
+rc_message: ${many}
+rc_registration: ${many}
+rc_login:
+  address: ${many}
+  account: ${many}
+  failed_attempts: ${many}
+rc_joins:
+  local: ${many}
+  remote: ${many}
+rc_invites:
+  per_room: ${many}
+  per_user: ${many}
+  per_issuer: ${many}
+rc_key_requests: ${many}
+rc_3pid_validation: ${many}
+rc_admin_redaction: ${many}
+rc_room_creation: ${many}
+rc_delayed_event_mgmt: ${many}
+rc_reports: ${many}
+`;
+}
+
+const LOG_CONFIG = `
+version: 1
+formatters:
+  precise:
+    format: '%(asctime)s %(levelname)s %(name)s %(message)s'
+handlers:
+  file:
+    class: logging.FileHandler
+    formatter: precise
+    filename: LOGFILE
+root:
+  level: WARNING
+  handlers: [file]
+disable_existing_loggers: false
+`;
+
+const live = new Set<Deno.ChildProcess>();
+let hooked = false;
+function killAllOnExit(): void {
+  if (hooked) return;
+  hooked = true;
+  const killAll = () => {
+    for (const p of live) {
+      try {
+        p.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }
+  };
+  globalThis.addEventListener("unload", killAll);
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => {
+      killAll();
+      Deno.exit(130);
+    });
+  }
+}
+
+/** Starts a fresh Synapse and waits until its client API answers. */
+export async function startSynapse(): Promise<Synapse> {
+  const python = await ensureSynapse();
+  const dir = await Deno.makeTempDir({ prefix: "tibet-nc-synapse-" });
+  const port = freePort();
+  const secret = crypto.randomUUID();
+  await Deno.writeTextFile(`${dir}/homeserver.yaml`, config(dir, port, secret));
+  await Deno.writeTextFile(
+    `${dir}/log.yaml`,
+    LOG_CONFIG.replace("LOGFILE", `${dir}/homeserver.log`),
+  );
+  await run(
+    python,
+    ["-m", "synapse.app.homeserver", "-c", `${dir}/homeserver.yaml`, "--generate-keys"],
+    "generating the Synapse signing key",
+  );
+  const url = `http://127.0.0.1:${port}`;
+  let proc = await launch(python, dir, url);
+
+  const synapse: Synapse = {
+    url,
+    serverName: "localhost",
+    dir,
+    async register(localpart, password, admin = false) {
+      return await registerUser(url, secret, localpart, password, admin);
+    },
+    async stop() {
+      await terminate(proc);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+    async restart() {
+      proc.kill("SIGKILL");
+      await proc.status;
+      live.delete(proc);
+      proc = await launch(python, dir, url);
+    },
+  };
+  return synapse;
+}
+
+async function launch(python: string, dir: string, url: string): Promise<Deno.ChildProcess> {
+  killAllOnExit();
+  const proc = new Deno.Command(python, {
+    args: [RUNNER, "-c", `${dir}/homeserver.yaml`],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  live.add(proc);
+  const stderr: string[] = [];
+  (async () => {
+    for await (const chunk of proc.stderr.pipeThrough(new TextDecoderStream())) stderr.push(chunk);
+  })().catch(() => {});
+  let exited = false;
+  proc.status.then(() => exited = true);
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (exited) break;
+    try {
+      const r = await fetch(`${url}/_matrix/client/versions`);
+      await r.body?.cancel();
+      if (r.ok) return proc;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const log = await Deno.readTextFile(`${dir}/homeserver.log`).catch(() => "");
+  await terminate(proc);
+  throw new Error(
+    `Synapse did not start${exited ? " (it exited)" : " within 60 s"}:\n` +
+      `${stderr.join("").slice(-4000)}\n${log.slice(-4000)}`,
+  );
+}
+
+async function terminate(proc: Deno.ChildProcess): Promise<void> {
+  if (!live.has(proc)) return;
+  try {
+    proc.stdin.close();
+  } catch { /* closed */ }
+  try {
+    proc.kill("SIGTERM");
+  } catch { /* gone */ }
+  const timer = setTimeout(() => {
+    try {
+      proc.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, 5000);
+  await proc.status;
+  clearTimeout(timer);
+  live.delete(proc);
+}
+
+async function registerUser(
+  url: string,
+  secret: string,
+  localpart: string,
+  password: string,
+  admin: boolean,
+): Promise<Registered> {
+  const endpoint = `${url}/_synapse/admin/v1/register`;
+  const { nonce } = await (await fetch(endpoint)).json();
+  const mac = createHmac("sha1", secret)
+    .update(`${nonce}\0${localpart}\0${password}\0${admin ? "admin" : "notadmin"}`)
+    .digest("hex");
+  const r = await fetch(endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ nonce, username: localpart, password, admin, mac }),
+  });
+  const body = await r.json();
+  if (!r.ok) throw new Error(`registering ${localpart} failed: ${JSON.stringify(body)}`);
+  return {
+    userId: body.user_id,
+    accessToken: body.access_token,
+    deviceId: body.device_id,
+    password,
+  };
+}
