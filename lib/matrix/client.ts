@@ -1,0 +1,115 @@
+/**
+ * Connects the agent to its homeserver: checks the access token, binds the state
+ * dir to one device, and starts rust crypto on the durable store with the device
+ * isolation mode that only trusts cross-signed devices.
+ * @module
+ */
+
+import { createClient, type MatrixClient } from "matrix-js-sdk";
+import { OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/index.js";
+import * as fakeIdb from "fake-indexeddb";
+import type { Config } from "../config/config.ts";
+import type { DurableStore } from "../store/durable_idb.ts";
+import { quietLogger } from "./logger.ts";
+
+/** Who the access token belongs to, as the homeserver says. */
+export interface WhoAmI {
+  userId: string;
+  deviceId: string;
+}
+
+/** Asks the homeserver whose token this is; throws a message naming the variable. */
+export async function whoami(homeserver: string, accessToken: string): Promise<WhoAmI> {
+  let r: Response;
+  try {
+    r = await fetch(`${homeserver}/_matrix/client/v3/account/whoami`, {
+      headers: { authorization: `Bearer ${accessToken}` },
+    });
+  } catch (e) {
+    throw new Error(`MATRIX_HOMESERVER: cannot reach ${homeserver}: ${(e as Error).message}`);
+  }
+  const body = await r.json().catch(() => ({}));
+  if (r.status === 401 || r.status === 403) {
+    throw new Error(
+      `TIBET_NC_ACCESS_TOKEN: the homeserver rejected it (${body.errcode ?? r.status})`,
+    );
+  }
+  if (!r.ok || typeof body.user_id !== "string") {
+    throw new Error(`MATRIX_HOMESERVER: unexpected answer to whoami (HTTP ${r.status})`);
+  }
+  if (typeof body.device_id !== "string") {
+    throw new Error(
+      "TIBET_NC_ACCESS_TOKEN: the token has no device; create one with `tibet-nc login`",
+    );
+  }
+  return { userId: body.user_id, deviceId: body.device_id };
+}
+
+/**
+ * Records which device the state dir belongs to, and refuses a token for another
+ * device: mixing them would make the crypto store's keys lie about who we are.
+ */
+export function bindDevice(stateDir: string, who: WhoAmI): void {
+  const path = `${stateDir}/device.json`;
+  try {
+    const saved = JSON.parse(Deno.readTextFileSync(path)) as WhoAmI;
+    if (saved.userId !== who.userId || saved.deviceId !== who.deviceId) {
+      throw new Error(
+        `TIBET_NC_ACCESS_TOKEN is for ${who.userId} device ${who.deviceId}, but ${stateDir} holds the keys of ${saved.userId} device ${saved.deviceId}; use that device's token or a new state dir`,
+      );
+    }
+    return;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  Deno.writeTextFileSync(path, JSON.stringify(who) + "\n", { mode: 0o600 });
+}
+
+/** Creates the client and starts rust crypto on `store`. Does not start syncing. */
+export async function connect(
+  config: Config,
+  who: WhoAmI,
+  store: DurableStore,
+  verbose = false,
+): Promise<MatrixClient> {
+  // The rust crypto opens its IndexedDB through these globals and checks the
+  // objects it gets against the IDB* constructors (wasm-bindgen's dyn_into).
+  const { default: _unused, indexedDB: _global, ...classes } = fakeIdb;
+  Object.assign(globalThis, classes, { indexedDB: store.factory });
+  const client = createClient({
+    baseUrl: config.homeserver,
+    accessToken: config.accessToken,
+    userId: who.userId,
+    deviceId: who.deviceId,
+    logger: quietLogger("matrix", verbose),
+  });
+  await client.initRustCrypto();
+  const crypto = client.getCrypto()!;
+  crypto.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
+  await ensureCrossSigning(client);
+  return client;
+}
+
+/**
+ * The device isolation mode only encrypts when our own account has cross-signing,
+ * and operators can only verify the agent through it. Set it up on first start;
+ * homeservers that demand a password for this (user-interactive auth) need
+ * `tibet-nc login` instead.
+ */
+async function ensureCrossSigning(client: MatrixClient): Promise<void> {
+  const crypto = client.getCrypto()!;
+  if (await crypto.isCrossSigningReady()) return;
+  try {
+    await crypto.bootstrapCrossSigning({
+      authUploadDeviceSigningKeys: async (makeRequest) => {
+        await makeRequest(null);
+      },
+    });
+  } catch (e) {
+    throw new Error(
+      `cannot set up cross-signing for ${client.getUserId()}: ${
+        (e as Error).message
+      }; run \`tibet-nc login\` to set it up with the account password`,
+    );
+  }
+}

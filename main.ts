@@ -1,0 +1,43 @@
+/**
+ * tibet-nc: a remote shell with no listening port. This file only parses the
+ * command line and dispatches to `lib/`.
+ * @module
+ */
+
+import { runCli } from "./lib/cli/run.ts";
+
+const VERSION = "0.1.0";
+
+const USAGE =
+  `tibet-nc ${VERSION}: commands from an end-to-end-encrypted Matrix room, run on this host
+
+usage: tibet-nc <command> [options]
+
+commands:
+  run [--env-file FILE]     start the agent
+  help                      this text
+
+Run 'tibet-nc <command> --help' for a command's options.`;
+
+async function main(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  switch (cmd) {
+    case "run":
+      return await runCli(rest);
+    case "version":
+    case "--version":
+      console.log(`tibet-nc ${VERSION}`);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`tibet-nc: unknown command "${cmd}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

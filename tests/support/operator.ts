@@ -1,0 +1,144 @@
+/**
+ * The operator side of the tests and the demo: a second matrix-js-sdk instance
+ * with rust crypto (in memory) and cross-signing bootstrapped, so its device is
+ * signed by its owner as the agent's device isolation mode demands.
+ * @module
+ */
+
+import "fake-indexeddb/auto";
+import {
+  ClientEvent,
+  createClient,
+  type MatrixClient,
+  type MatrixEvent,
+  MatrixEventEvent,
+  MsgType,
+  Preset,
+  RoomEvent,
+  SyncState,
+} from "matrix-js-sdk";
+import { quietLogger } from "../../lib/matrix/logger.ts";
+import type { Registered } from "./synapse.ts";
+
+/** A logged-in operator. */
+export interface Operator {
+  client: MatrixClient;
+  userId: string;
+  /** Creates a room (encrypted unless `encrypted` is false) and invites `invite`. */
+  createRoom(invite: string[], encrypted?: boolean): Promise<string>;
+  /** Waits until `userId` has joined `roomId`. */
+  waitForJoin(roomId: string, userId: string, timeoutMs?: number): Promise<void>;
+  /** Sends a text message; returns its event id. */
+  send(roomId: string, body: string): Promise<string>;
+  /** Waits for a notice that replies to `eventId`; returns its body. */
+  waitForReply(roomId: string, eventId: string, timeoutMs?: number): Promise<MatrixEvent>;
+  /** Every decrypted notice seen so far in `roomId`. */
+  notices(roomId: string): MatrixEvent[];
+  stop(): void;
+}
+
+/** Logs in with an existing access token and bootstraps cross-signing. */
+export async function startOperator(homeserver: string, user: Registered): Promise<Operator> {
+  const client = createClient({
+    baseUrl: homeserver,
+    accessToken: user.accessToken,
+    userId: user.userId,
+    deviceId: user.deviceId,
+    logger: quietLogger(`operator ${user.userId}`),
+  });
+  await client.initRustCrypto({ useIndexedDB: false });
+  const crypto = client.getCrypto()!;
+  await crypto.bootstrapCrossSigning({
+    authUploadDeviceSigningKeys: async (makeRequest) => {
+      await makeRequest({
+        type: "m.login.password",
+        identifier: { type: "m.id.user", user: user.userId },
+        password: user.password,
+      });
+    },
+  });
+
+  const seen = new Map<string, MatrixEvent[]>();
+  const waiters = new Set<() => void>();
+  const note = (ev: MatrixEvent) => {
+    if (ev.isBeingDecrypted() || ev.isDecryptionFailure()) return;
+    if (ev.getType() !== "m.room.message" || ev.getContent().msgtype !== "m.notice") return;
+    const list = seen.get(ev.getRoomId()!) ?? [];
+    if (!list.includes(ev)) list.push(ev);
+    seen.set(ev.getRoomId()!, list);
+    for (const w of waiters) w();
+  };
+  client.on(RoomEvent.Timeline, (ev: MatrixEvent) => note(ev));
+  client.on(MatrixEventEvent.Decrypted, (ev: MatrixEvent) => note(ev));
+
+  await new Promise<void>((resolve) => {
+    client.on(ClientEvent.Sync, (s: SyncState) => {
+      if (s === SyncState.Prepared) resolve();
+    });
+    client.startClient({ initialSyncLimit: 10 });
+  });
+
+  const until = async (what: string, ok: () => boolean, timeoutMs: number) => {
+    if (ok()) return;
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (ok()) {
+          clearTimeout(timer);
+          clearInterval(poll);
+          waiters.delete(check);
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        clearInterval(poll);
+        waiters.delete(check);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const poll = setInterval(check, 100);
+      waiters.add(check);
+    });
+  };
+
+  return {
+    client,
+    userId: user.userId,
+    async createRoom(invite, encrypted = true) {
+      const { room_id } = await client.createRoom({
+        preset: Preset.PrivateChat,
+        invite,
+        initial_state: encrypted
+          ? [{
+            type: "m.room.encryption",
+            state_key: "",
+            content: { algorithm: "m.megolm.v1.aes-sha2" },
+          }]
+          : [],
+      });
+      await until(`room ${room_id} in sync`, () => client.getRoom(room_id) !== null, 20_000);
+      return room_id;
+    },
+    async waitForJoin(roomId, userId, timeoutMs = 30_000) {
+      await until(
+        `${userId} to join ${roomId}`,
+        () => client.getRoom(roomId)?.getMember(userId)?.membership === "join",
+        timeoutMs,
+      );
+    },
+    async send(roomId, body) {
+      const { event_id } = await client.sendMessage(roomId, { msgtype: MsgType.Text, body });
+      return event_id;
+    },
+    async waitForReply(roomId, eventId, timeoutMs = 30_000) {
+      let found: MatrixEvent | undefined;
+      await until(`a reply to ${eventId}`, () => {
+        found = (seen.get(roomId) ?? []).find((ev) =>
+          ev.getContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id === eventId
+        );
+        return found !== undefined;
+      }, timeoutMs);
+      return found!;
+    },
+    notices: (roomId) => [...(seen.get(roomId) ?? [])],
+    stop: () => client.stopClient(),
+  };
+}
