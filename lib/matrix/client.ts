@@ -10,7 +10,7 @@ import { OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/ind
 import * as fakeIdb from "fake-indexeddb";
 import type { Config } from "../config/config.ts";
 import type { DurableStore } from "../store/durable_idb.ts";
-import { quietLogger } from "./logger.ts";
+import { quietLogger, quietSdkGlobalLogger } from "./logger.ts";
 
 /** Who the access token belongs to, as the homeserver says. */
 export interface WhoAmI {
@@ -76,6 +76,7 @@ export async function connect(
   // objects it gets against the IDB* constructors (wasm-bindgen's dyn_into).
   const { default: _unused, indexedDB: _global, ...classes } = fakeIdb;
   Object.assign(globalThis, classes, { indexedDB: store.factory });
+  if (!verbose) quietSdkGlobalLogger();
   const client = createClient({
     baseUrl: config.homeserver,
     accessToken: config.accessToken,

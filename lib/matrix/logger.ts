@@ -4,7 +4,17 @@
  * @module
  */
 
-import type { Logger } from "matrix-js-sdk/lib/logger.js";
+import { type Logger, logger as sdkGlobalLogger } from "matrix-js-sdk/lib/logger.js";
+
+/**
+ * Parts of matrix-js-sdk still log through its deprecated global logger at debug
+ * level; keep only its warnings and errors.
+ */
+export function quietSdkGlobalLogger(): void {
+  // The exported type hides loglevel's setLevel, which the object has.
+  (sdkGlobalLogger as unknown as { setLevel(l: string, persist: boolean): void })
+    .setLevel("warn", false);
+}
 
 /** Returns a logger that drops trace/debug/info unless `verbose`. */
 export function quietLogger(prefix = "sdk", verbose = false): Logger {

@@ -63,7 +63,10 @@ export interface World {
 }
 
 /** Starts everything; `extraEnv` adds or overrides agent variables. */
-export async function startWorld(extraEnv: Record<string, string> = {}): Promise<World> {
+export async function startWorld(
+  extraEnv: Record<string, string> = {},
+  programs: string[] = TEST_PROGRAMS,
+): Promise<World> {
   const synapse = await startSynapse();
   const cleanups: (() => Promise<unknown>)[] = [() => synapse.stop()];
   const close = async () => {
@@ -73,7 +76,7 @@ export async function startWorld(extraEnv: Record<string, string> = {}): Promise
     const operatorUser = await synapse.register("operator", crypto.randomUUID());
     const agentUser = await synapse.register("agent", crypto.randomUUID());
     const stateDir = await Deno.makeTempDir({ prefix: "tibet-nc-state-" });
-    const binDir = await makeBinDir();
+    const binDir = await makeBinDir(programs);
     cleanups.push(
       () => Deno.remove(stateDir, { recursive: true }),
       () => Deno.remove(binDir, { recursive: true }),

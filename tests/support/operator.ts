@@ -17,7 +17,7 @@ import {
   RoomEvent,
   SyncState,
 } from "matrix-js-sdk";
-import { quietLogger } from "../../lib/matrix/logger.ts";
+import { quietLogger, quietSdkGlobalLogger } from "../../lib/matrix/logger.ts";
 import type { Registered } from "./synapse.ts";
 
 /** A logged-in operator. */
@@ -39,6 +39,7 @@ export interface Operator {
 
 /** Logs in with an existing access token and bootstraps cross-signing. */
 export async function startOperator(homeserver: string, user: Registered): Promise<Operator> {
+  quietSdkGlobalLogger();
   const client = createClient({
     baseUrl: homeserver,
     accessToken: user.accessToken,
