@@ -1,0 +1,314 @@
+/**
+ * Runs one validated argv under a real pseudo-terminal (util-linux `script`, see
+ * `pty_helper.ts`), streams its output to a sink, and stops it, with everything it
+ * started, on timeout, cancel or output overflow.
+ *
+ * Stopping: `script` puts the command in a new session on the PTY, and the
+ * command's first output line tells its session id. Stop sends SIGTERM to every
+ * process of that session and every descendant of `script` (again to ones that
+ * appear meanwhile), then SIGKILL after {@linkcode KILL_GRACE_MS}. When `script`
+ * has exited, whatever is left in the session (a background child ignoring the
+ * PTY's hangup) is stopped the same way before `done` settles, so a command
+ * leaves no process behind unless it started a session of its own (a daemon).
+ * `script` stays in the agent's process group, so a Ctrl-C or a stop of the agent
+ * reaches it too, and it passes SIGTERM on to the command.
+ * @module
+ */
+
+import { ptyInvocation, splitSessionMarker } from "./pty_helper.ts";
+
+/** SIGTERM-to-SIGKILL grace period. */
+export const KILL_GRACE_MS = 2000;
+/** Interval of process-table scans while stopping a command. */
+const POLL_MS = 50;
+
+/** What to run; the argv has passed the parser, the policy and resolution. */
+export interface RunRequest {
+  /** Validated argv; argv[0] is replaced by `path`. */
+  argv: string[];
+  /** Resolved absolute path of the program. */
+  path: string;
+  /** The program's complete environment (see `childEnv`). */
+  env: Record<string, string>;
+  /** Working directory; defaults to `env.HOME`, else `/`, never the agent's own. */
+  cwd?: string;
+  /** Wall-clock limit; the command is stopped when it is reached. */
+  timeoutMs: number;
+  /** Bytes passed to the sink at most; more output stops the command. */
+  maxOutputBytes: number;
+  /** User to run as; requires `gid`. */
+  uid?: number;
+  /** Group to run as; supplementary groups are dropped when switching from root. */
+  gid?: number;
+}
+
+/** How a command ended. */
+export interface RunResult {
+  /** Exit status; 128+N when the program died of signal N (`script -e` reports it so). */
+  code: number | null;
+  /** Set only when `script` itself was killed (the last resort of a stop). */
+  signal: string | null;
+  /** Stopped because `timeoutMs` passed. */
+  timedOut: boolean;
+  /** Stopped by {@linkcode RunHandle.cancel}. */
+  cancelled: boolean;
+  /** The reason given to `cancel`, if any. */
+  cancelReason: string | null;
+  /** Stopped because the output passed `maxOutputBytes`. */
+  outputLimited: boolean;
+  /** Wall-clock time from start to the end of cleanup. */
+  durationMs: number;
+  /** Output bytes produced, including any beyond `maxOutputBytes` that were discarded. */
+  totalBytes: number;
+}
+
+/** A running command. */
+export interface RunHandle {
+  /** Pid of the `script` process. */
+  pid: number;
+  /** Stops the command (SIGTERM, then SIGKILL after the grace); idempotent. */
+  cancel(reason?: string): void;
+  /**
+   * Settles once the command and everything it left in its session are gone;
+   * always await it. Rejects if the sink threw (the command is stopped first) or
+   * if a process could not be signalled.
+   */
+  done: Promise<RunResult>;
+}
+
+/**
+ * Starts `req` under a PTY and passes each output chunk to `sink` as it arrives;
+ * the runner keeps no output itself, so the sink decides what to retain.
+ *
+ * @throws Error when the request is malformed or `script` cannot be started.
+ */
+export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): RunHandle {
+  if ((req.uid === undefined) !== (req.gid === undefined)) {
+    throw new Error("uid and gid must be given together, or a command keeps the agent's group");
+  }
+  if (!(req.timeoutMs > 0) || !(req.maxOutputBytes >= 0)) {
+    throw new RangeError(
+      `timeout (${req.timeoutMs} ms) must be positive, output limit (${req.maxOutputBytes}) >= 0`,
+    );
+  }
+  const inv = ptyInvocation(req.path, req.argv, req.env);
+  const cwd = req.cwd ?? req.env.HOME ?? "/";
+  const started = performance.now();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(inv.command, {
+      args: inv.args,
+      env: inv.env,
+      clearEnv: true,
+      cwd,
+      uid: req.uid,
+      gid: req.gid,
+      stdin: "null", // the command sees EOF on its terminal, so nothing waits for input
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    throw new Error(
+      `cannot start ${inv.command} in ${cwd}${req.uid === undefined ? "" : ` as uid ${req.uid}`}: ${
+        (e as Error).message
+      } (is util-linux installed, does the directory exist for that user?)`,
+    );
+  }
+
+  let sid: number | null = null;
+  let exited = false;
+  let stopping: Promise<void> | null = null;
+  let timedOut = false, cancelled = false, outputLimited = false;
+  let totalBytes = 0, delivered = 0;
+  let cancelReason: string | null = null;
+  let sinkError: Error | null = null;
+  let signalError: Error | null = null;
+
+  const commandPids = async (): Promise<number[]> => {
+    const table = await processTable();
+    const pids = new Set(descendants(table, child.pid));
+    if (sid !== null) { for (const p of table) if (p.sid === sid) pids.add(p.pid); }
+    pids.delete(child.pid);
+    return [...pids];
+  };
+  const signal = (pid: number, sig: Deno.Signal): void => {
+    try {
+      Deno.kill(pid, sig);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return; // already gone
+      signalError ??= new Error(
+        `cannot send ${sig} to pid ${pid} of the command: ${(e as Error).message}` +
+          " (the agent needs CAP_KILL to stop commands running as another user)",
+      );
+    }
+  };
+  const stop = (): void => {
+    stopping ??= (async () => {
+      await terminate(commandPids, () => exited, signal);
+      // With its child gone, script drains the PTY and exits; give it the grace.
+      const deadline = performance.now() + KILL_GRACE_MS;
+      while (!exited && performance.now() < deadline) await delay(POLL_MS);
+      if (!exited) signal(child.pid, "SIGKILL");
+    })();
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop();
+  }, Math.min(req.timeoutMs, 2 ** 31 - 1));
+
+  const forward = (bytes: Uint8Array): void => {
+    totalBytes += bytes.length;
+    const room = req.maxOutputBytes - delivered;
+    if (room > 0 && bytes.length > 0 && sinkError === null) {
+      const part = bytes.length <= room ? bytes : bytes.subarray(0, room);
+      delivered += part.length;
+      try {
+        sink(part);
+      } catch (e) {
+        sinkError = e instanceof Error ? e : new Error(String(e));
+        stop();
+      }
+    }
+    if (totalBytes > req.maxOutputBytes && !outputLimited) {
+      outputLimited = true;
+      stop();
+    }
+  };
+  let pending: Uint8Array | null = new Uint8Array(0);
+  const onStdout = (bytes: Uint8Array): void => {
+    if (pending === null) return forward(bytes);
+    const head = concat(pending, bytes);
+    const split = splitSessionMarker(head);
+    if (split === null) {
+      pending = head;
+      return;
+    }
+    pending = null;
+    if (split.sid !== null && split.sid !== Deno.pid && split.sid > 1) sid = split.sid;
+    forward(split.rest);
+  };
+
+  const done = (async (): Promise<RunResult> => {
+    // stderr carries only script's own complaints (the program writes to the PTY).
+    const pumps = Promise.all([pump(child.stdout, onStdout), pump(child.stderr, forward)]);
+    const status = await child.status;
+    exited = true;
+    clearTimeout(timer);
+    await pumps;
+    if (pending !== null && pending.length > 0) forward(pending);
+    await stopping;
+    if (sid !== null) {
+      const leftSid = sid;
+      const left = async (): Promise<number[]> =>
+        (await processTable()).filter((p) => p.sid === leftSid).map((p) => p.pid);
+      await terminate(left, (pids) => pids.length === 0, signal);
+    }
+    if (sinkError !== null) throw sinkError;
+    if (signalError !== null) throw signalError;
+    return {
+      code: status.signal === null ? status.code : null,
+      signal: status.signal,
+      timedOut,
+      cancelled,
+      cancelReason,
+      outputLimited,
+      durationMs: Math.round(performance.now() - started),
+      totalBytes,
+    };
+  })();
+
+  return {
+    pid: child.pid,
+    cancel(reason?: string): void {
+      if (exited || stopping !== null) return;
+      cancelled = true;
+      cancelReason = reason ?? null;
+      stop();
+    },
+    done,
+  };
+}
+
+/**
+ * Sends SIGTERM to every pid `list` returns (once each, including ones that
+ * appear later) until `settled`, and SIGKILL to what is left after the grace.
+ */
+async function terminate(
+  list: () => Promise<number[]>,
+  settled: (pids: number[]) => boolean,
+  signal: (pid: number, sig: Deno.Signal) => void,
+): Promise<void> {
+  const termed = new Set<number>();
+  const deadline = performance.now() + KILL_GRACE_MS;
+  for (;;) {
+    const pids = await list();
+    if (settled(pids)) return;
+    if (performance.now() >= deadline) break;
+    for (const pid of pids) {
+      if (!termed.has(pid)) {
+        termed.add(pid);
+        signal(pid, "SIGTERM");
+      }
+    }
+    await delay(POLL_MS);
+  }
+  for (const pid of await list()) signal(pid, "SIGKILL");
+}
+
+interface ProcEntry {
+  pid: number;
+  ppid: number;
+  sid: number;
+}
+
+/** Pid, parent and session of every process, from /proc/<pid>/stat. */
+async function processTable(): Promise<ProcEntry[]> {
+  const reads: Promise<ProcEntry | null>[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^[0-9]+$/.test(e.name)) continue;
+    reads.push(
+      Deno.readTextFile(`/proc/${e.name}/stat`).then((stat) => {
+        // comm may contain spaces and ')'; the fields after the last ')' are fixed.
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        return { pid: Number(e.name), ppid: Number(f[1]), sid: Number(f[3]) };
+      }, () => null), // the process ended while we looked
+    );
+  }
+  return (await Promise.all(reads)).filter((p): p is ProcEntry => p !== null);
+}
+
+function descendants(table: ProcEntry[], root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const p of table) {
+    const list = children.get(p.ppid);
+    if (list) list.push(p.pid);
+    else children.set(p.ppid, [p.pid]);
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    for (const c of children.get(queue.shift()!) ?? []) {
+      out.push(c);
+      queue.push(c);
+    }
+  }
+  return out;
+}
+
+async function pump(
+  stream: ReadableStream<Uint8Array>,
+  onChunk: (bytes: Uint8Array) => void,
+): Promise<void> {
+  for await (const chunk of stream) onChunk(chunk);
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
