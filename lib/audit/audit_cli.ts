@@ -1,0 +1,168 @@
+/**
+ * `tibet-nc audit`: verify the audit log or show its last records.
+ *
+ * ```text
+ * tibet-nc audit verify [--log FILE] [--pubkey HEX] [--head HEX] [--count N]
+ * tibet-nc audit show [-n N] [--log FILE]
+ * ```
+ * Exit codes: 0 ok, 1 verification failed or the log is unreadable, 2 usage error.
+ * @module
+ */
+
+import { errorMessage } from "./errors.ts";
+import { AUDIT_LOG_FILE } from "./log.ts";
+import { readTail } from "./tail.ts";
+import type { AuditRecord } from "./record.ts";
+import type { TibetToken } from "./token.ts";
+import { verifyLogFile, type VerifyResult } from "./verify.ts";
+
+const USAGE = `Usage:
+  tibet-nc audit verify [--log FILE] [--pubkey HEX] [--head HEX] [--count N]
+  tibet-nc audit show [-n N] [--log FILE]
+
+verify  checks every record of the audit log: sequence, L4 hash chain, token
+        hashes and Ed25519 signatures, parent links. Prints
+        "ok: N records, head <l4>" (exit 0) or "FAIL at record #SEQ: <reason>" (exit 1).
+  --pubkey HEX  every token must be signed by this key (64 hex digits)
+  --head HEX    an l4 seen earlier, e.g. in the Matrix room (at least 8 hex digits):
+                it must still be in the log, which catches records deleted at the end
+  --count N     the log must hold at least N records
+show    prints the last N records (default 10): seq, time, type, actor, verdict or
+        exit code, short l4. It does not verify; run verify for that.
+  --log FILE    the audit log (default: $TIBET_NC_STATE_DIR/${AUDIT_LOG_FILE},
+                state dir default /var/lib/tibet-nc)
+
+Exit codes: 0 ok, 1 verification failed or log unreadable, 2 usage error.`;
+
+class UsageError extends Error {}
+
+/** Runs `tibet-nc audit <args>` and returns the process exit code. */
+export async function auditCommand(args: string[]): Promise<number> {
+  try {
+    if (args.includes("--help") || args.includes("-h")) {
+      console.log(USAGE);
+      return 0;
+    }
+    const [sub, ...rest] = args;
+    const opts = parseOptions(
+      rest,
+      sub === "show" ? ["-n", "--log"] : [
+        "--log",
+        "--pubkey",
+        "--head",
+        "--count",
+      ],
+    );
+    if (sub === "verify") return await verify(opts);
+    if (sub === "show") return show(opts);
+    throw new UsageError(sub === undefined ? "missing subcommand" : `unknown subcommand ${sub}`);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`tibet-nc audit: ${e.message}\n\n${USAGE}`);
+    return 2;
+  }
+}
+
+function parseOptions(args: string[], allowed: string[]): Map<string, string> {
+  const opts = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const eq = args[i].indexOf("=");
+    const name = eq > 0 ? args[i].slice(0, eq) : args[i];
+    if (!allowed.includes(name)) throw new UsageError(`unknown option ${name}`);
+    const value = eq > 0 ? args[i].slice(eq + 1) : args[++i];
+    if (value === undefined) throw new UsageError(`${name} needs a value`);
+    opts.set(name, value);
+  }
+  return opts;
+}
+
+function defaultLogPath(): string {
+  let dir: string | undefined;
+  try {
+    dir = Deno.env.get("TIBET_NC_STATE_DIR");
+  } catch { /* no env permission: use the default */ }
+  return `${dir || "/var/lib/tibet-nc"}/${AUDIT_LOG_FILE}`;
+}
+
+async function verify(opts: Map<string, string>): Promise<number> {
+  const pubkeyHex = opts.get("--pubkey")?.toLowerCase();
+  if (pubkeyHex !== undefined && !/^[0-9a-f]{64}$/.test(pubkeyHex)) {
+    throw new UsageError("--pubkey must be 64 hex digits (a raw Ed25519 public key)");
+  }
+  const expectHead = opts.get("--head")?.toLowerCase();
+  if (expectHead !== undefined && !/^[0-9a-f]{8,64}$/.test(expectHead)) {
+    throw new UsageError("--head must be an l4 value: 8 to 64 hex digits");
+  }
+  const countText = opts.get("--count");
+  if (countText !== undefined && !/^\d+$/.test(countText)) {
+    throw new UsageError("--count must be a non-negative integer");
+  }
+  const path = opts.get("--log") ?? defaultLogPath();
+  let result: VerifyResult;
+  try {
+    result = await verifyLogFile(path, {
+      pubkeyHex,
+      expectHead,
+      expectCount: countText === undefined ? undefined : Number(countText),
+    });
+  } catch (e) {
+    console.error(`tibet-nc audit: cannot read audit log ${path}: ${errorMessage(e)}`);
+    return 1;
+  }
+  if (!result.ok) {
+    console.log(`FAIL at record #${result.firstBadSeq}: ${result.reason}`);
+    return 1;
+  }
+  console.log(`ok: ${result.count} records, head ${result.head ?? "none (empty log)"}`);
+  if (result.pubkeyHex) {
+    console.log(
+      `signer ${result.pubkeyHex}${pubkeyHex ? "" : " (not pinned: pass --pubkey to check it)"}`,
+    );
+  }
+  return 0;
+}
+
+function show(opts: Map<string, string>): number {
+  const nText = opts.get("-n") ?? "10";
+  if (!/^\d+$/.test(nText) || Number(nText) < 1) {
+    throw new UsageError("-n must be a positive integer");
+  }
+  const path = opts.get("--log") ?? defaultLogPath();
+  let lines: Uint8Array[];
+  try {
+    using file = Deno.openSync(path, { read: true });
+    lines = readTail(file, Number(nText)).lines;
+  } catch (e) {
+    console.error(`tibet-nc audit: cannot read audit log ${path}: ${errorMessage(e)}`);
+    return 1;
+  }
+  const decoder = new TextDecoder();
+  const rows = lines.map((line) => showRow(decoder.decode(line)));
+  const widths = [0, 1, 2, 3, 4].map((c) => Math.max(0, ...rows.map((r) => r[c]?.length ?? 0)));
+  for (const row of rows) {
+    console.log(row.map((cell, c) => c < 5 ? cell.padEnd(widths[c]) : cell).join("  ").trimEnd());
+  }
+  if (rows.length === 0) console.log(`(${path} holds no records)`);
+  return 0;
+}
+
+/** Columns of one record: seq, time, type, actor, verdict/exit, short l4. */
+function showRow(line: string): string[] {
+  try {
+    const r = JSON.parse(line) as Partial<AuditRecord>;
+    const t: Partial<TibetToken> = r.token ?? {};
+    let context: Record<string, unknown> = {};
+    try {
+      context = JSON.parse(t.eromheen ?? "{}");
+    } catch { /* shown without verdict */ }
+    const outcome = [
+      typeof context.verdict === "string" ? context.verdict : "",
+      context.exit_code !== undefined ? `exit ${context.exit_code}` : "",
+    ].filter(Boolean).join(" ") || "-";
+    const type = `${t.token_type}${r.parent_seq ? ` (of #${r.parent_seq})` : ""}`;
+    const l4 = typeof r.l4 === "string" ? `l4 ${r.l4.slice(0, 12)}…` : "";
+    return [`#${r.seq}`, String(t.timestamp), type, String(t.actor), outcome, l4];
+  } catch {
+    return ["#?", `unreadable line: ${line.slice(0, 60)}`];
+  }
+}
