@@ -1,0 +1,166 @@
+/**
+ * `tibet-nc policy check`: judges a command exactly as the agent would (parse,
+ * resolve in the bin dir, policy), without Matrix and without running anything.
+ * For administrators trying a policy file, and for {@linkcode checkCommand},
+ * which the agent reuses.
+ * @module
+ */
+
+import { parseCommand } from "../exec/parse.ts";
+import { baseName, resolveProgram } from "../exec/resolve.ts";
+import { judge, loadPolicy, type Policy, type Verdict } from "./policy.ts";
+
+/** Bin dir used when neither `--bin-dir` nor `TIBET_NC_BIN_DIR` is given. */
+export const DEFAULT_BIN_DIR = "/usr/local/tibet-nc-bin";
+
+const USAGE = `usage: tibet-nc policy check [--bin-dir DIR] [--policy FILE] <command>
+       tibet-nc policy check [--bin-dir DIR] [--policy FILE] --json - < commands.txt
+
+Judges a command as the agent would (parse, find the program in the bin dir,
+apply the policy) and prints the verdict and the deciding rule. Nothing runs.
+Give the command as one quoted argument, exactly as typed in the room.
+
+options:
+  --bin-dir DIR   allowlisted programs (default: $TIBET_NC_BIN_DIR, else ${DEFAULT_BIN_DIR})
+  --policy FILE   JSON policy file {"mode": "denylist"|"allowlist", "allow": [...], "deny": [...]}
+  --json -        read commands from stdin, one per line; print one JSON object per line
+  -h, --help      this text
+
+exit status: 0 allowed (always 0 with --json), 1 denied, 2 usage or configuration error`;
+
+/** A {@linkcode Verdict} plus what was judged, so the caller runs exactly that. */
+export interface CheckedCommand extends Verdict {
+  /** The parsed argv (argv[0] as typed); absent when the text did not parse. */
+  argv?: string[];
+  /** The program's path in the bin dir; absent when it did not resolve. */
+  path?: string;
+}
+
+/**
+ * Parses, resolves and judges one command's text: the whole policy path of the
+ * agent. Parser refusals are `deny.parse`, a program missing from the bin dir is
+ * `deny.resolve`, unless the built-in rules refuse the typed name anyway
+ * (`/sbin/reboot` is reported as `deny.power`, the real reason).
+ */
+export async function checkCommand(
+  text: string,
+  binDir: string,
+  policy: Policy,
+): Promise<CheckedCommand> {
+  const parsed = parseCommand(text);
+  if (!parsed.ok) return { verdict: "deny", rule: "deny.parse", reason: parsed.reason };
+  const argv = parsed.argv;
+  const found = await resolveProgram(binDir, argv[0]);
+  if (!found.ok) {
+    const typed = baseName(argv[0]);
+    const v = judge(argv, { name: typed, realName: typed }, policy);
+    if (v.verdict === "deny" && v.rule !== "deny.not-allowlisted") return { ...v, argv };
+    return { verdict: "deny", rule: "deny.resolve", reason: found.reason, argv };
+  }
+  const v = judge(argv, { name: found.name, realName: found.realName }, policy);
+  return { ...v, argv, path: found.path };
+}
+
+interface Options {
+  binDir?: string;
+  policy?: string;
+  json: boolean;
+  text: string;
+}
+
+/** Reads `policy check` arguments; options end at the first word of the command. */
+function parseArgs(args: string[]): Options | { help: true } | { error: string } {
+  const opts: Options = { json: false, text: "" };
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i];
+    if (a === "-h" || a === "--help") return { help: true };
+    if (a === "--") {
+      i++;
+      break;
+    }
+    if (!a.startsWith("-") || a === "-") break;
+    const [flag, inline] = a.includes("=")
+      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+      : [a, undefined];
+    if (!["--bin-dir", "--policy", "--json"].includes(flag)) {
+      return { error: `unknown option ${flag}` };
+    }
+    const value = inline ?? args[++i];
+    if (value === undefined || value === "") return { error: `${flag} needs a value` };
+    if (flag === "--bin-dir") opts.binDir = value;
+    else if (flag === "--policy") opts.policy = value;
+    else if (value !== "-") return { error: `--json reads stdin only: use "--json -"` };
+    else opts.json = true;
+  }
+  opts.text = args.slice(i).join(" ");
+  if (opts.json && opts.text !== "") {
+    return { error: "give either a command or --json -, not both" };
+  }
+  if (!opts.json && opts.text === "") return { error: "no command given" };
+  return opts;
+}
+
+function envBinDir(): string | undefined {
+  try {
+    return Deno.env.get("TIBET_NC_BIN_DIR") || undefined;
+  } catch {
+    return undefined; // no env permission: the default applies
+  }
+}
+
+/**
+ * Runs `tibet-nc policy <args>` and returns the exit status: 0 allow, 1 deny,
+ * 2 usage or configuration error (one line on stderr). With `--json -`, one JSON
+ * line `{"command","verdict","rule","reason"}` per stdin line, and status 0.
+ */
+export async function policyCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === "-h" || sub === "--help" || sub === "help") {
+    console.log(USAGE);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== "check") {
+    console.error(`tibet-nc policy: unknown subcommand "${sub}" (try "tibet-nc policy --help")`);
+    return 2;
+  }
+  const opts = parseArgs(rest);
+  if ("help" in opts) {
+    console.log(USAGE);
+    return 0;
+  }
+  if ("error" in opts) {
+    console.error(`tibet-nc policy check: ${opts.error} (try "tibet-nc policy --help")`);
+    return 2;
+  }
+
+  const binDir = opts.binDir ?? envBinDir() ?? DEFAULT_BIN_DIR;
+  let policy: Policy;
+  try {
+    const info = await Deno.stat(binDir).catch(() => null);
+    if (!info?.isDirectory) {
+      throw new Error(
+        `bin dir ${binDir} does not exist or is not a directory ` +
+          "(set TIBET_NC_BIN_DIR or pass --bin-dir)",
+      );
+    }
+    policy = await loadPolicy(opts.policy);
+  } catch (e) {
+    console.error(`tibet-nc policy check: ${(e as Error).message}`);
+    return 2;
+  }
+
+  if (!opts.json) {
+    const v = await checkCommand(opts.text, binDir, policy);
+    console.log(`verdict: ${v.verdict}\nrule:    ${v.rule}\nreason:  ${v.reason}`);
+    return v.verdict === "allow" ? 0 : 1;
+  }
+  const input = await new Response(Deno.stdin.readable).text();
+  for (const line of input.split("\n")) {
+    const command = line.replace(/\r$/, "");
+    if (command.trim() === "") continue;
+    const v = await checkCommand(command, binDir, policy);
+    console.log(JSON.stringify({ command, verdict: v.verdict, rule: v.rule, reason: v.reason }));
+  }
+  return 0;
+}
