@@ -5,6 +5,8 @@
  */
 
 import { runCli } from "./lib/cli/run.ts";
+import { policyCommand } from "./lib/airlock/policy_cli.ts";
+import { auditCommand } from "./lib/audit/audit_cli.ts";
 
 const VERSION = "0.1.0";
 
@@ -15,6 +17,9 @@ usage: tibet-nc <command> [options]
 
 commands:
   run [--env-file FILE]     start the agent
+  policy check <command>    judge a command as the agent would, without running it
+  audit verify              prove the audit log is complete and unaltered
+  audit show [-n N]         print recent audit records
   help                      this text
 
 Run 'tibet-nc <command> --help' for a command's options.`;
@@ -24,6 +29,10 @@ async function main(args: string[]): Promise<number> {
   switch (cmd) {
     case "run":
       return await runCli(rest);
+    case "policy":
+      return await policyCommand(rest);
+    case "audit":
+      return await auditCommand(rest);
     case "version":
     case "--version":
       console.log(`tibet-nc ${VERSION}`);

@@ -90,6 +90,8 @@ const MANY = "echo" + " x".repeat(300);
 export const CASES: Case[] = [
   // --- allowed: the everyday diagnostics of the brief and ordinary commands
   ["df -h", "allow"],
+  ["env", "allow"], // alone it only lists the environment
+  ["env -0", "allow"],
   ["uptime", "allow"],
   ["free -m", "allow"],
   ["journalctl --user -n 50", "allow"],
@@ -224,6 +226,8 @@ export const CASES: Case[] = [
   // --- wrappers: refused outright, whatever they run
   ["env reboot", "deny.wrapper"],
   ["env -i PATH=/x reboot", "deny.wrapper"],
+  ["env -u HOME", "deny.wrapper"],
+  ["env FOO=1", "deny.wrapper"],
   ["nice -n 5 reboot", "deny.wrapper"],
   ["ionice -c3 reboot", "deny.wrapper"],
   ["timeout 5 shutdown now", "deny.wrapper"],

@@ -1,7 +1,7 @@
 /**
- * The agent: syncs with the homeserver, joins rooms it is invited to by an
- * allowed operator, and turns each decrypted command into a reply. One command's
- * path: `onEvent` -> `classify` -> checks -> `CommandHandler` -> `sendReply`.
+ * The agent's Matrix side: syncs, joins rooms it is invited to by an allowed
+ * operator, turns each decrypted message into an `IncomingCommand` for the
+ * handler (`handler.ts`), and sends and edits the replies.
  * @module
  */
 
@@ -10,38 +10,25 @@ import {
   type MatrixClient,
   type MatrixEvent,
   MatrixEventEvent,
-  type Room,
   RoomEvent,
   type RoomMember,
   RoomMemberEvent,
   SyncState,
 } from "matrix-js-sdk";
+import type { RoomMessageEventContent } from "matrix-js-sdk/lib/@types/events.js";
 import type { Config } from "../config/config.ts";
 import { classify } from "../matrix/events.ts";
-import { replyContent } from "../matrix/reply.ts";
+import { editContent, replyContent } from "../matrix/reply.ts";
 import { bindDevice, connect, whoami } from "../matrix/client.ts";
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
-import { openSeenEvents, type SeenEvents } from "../airlock/replay.ts";
-
-/** A command that passed the Matrix-level checks. */
-export interface CommandRequest {
-  text: string;
-  sender: string;
-  roomId: string;
-  eventId: string;
-  originTs: number;
-}
-
-/** What a reply says. */
-export interface ReplyParts {
-  head?: string;
-  pre?: string;
-  tail?: string;
-}
-
-/** Runs one command (or built-in) and says what to answer. */
-export type CommandHandler = (req: CommandRequest) => Promise<ReplyParts>;
+import { openSeenEvents } from "../airlock/replay.ts";
+import { loadPolicy } from "../airlock/policy.ts";
+import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
+import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
+import { execIdentity } from "../exec/exec_user.ts";
+import { createHandler } from "./handler.ts";
+import type { CommandHandler, Replier } from "./reply_parts.ts";
 
 /** A running agent. */
 export interface Agent {
@@ -55,17 +42,22 @@ export interface Agent {
 /** Logs one line to stderr (journald adds the time). */
 export type Log = (msg: string) => void;
 
+/** Decryption failures that mean "this device is not trusted", not "no key yet". */
+const TRUST_FAILURES: Record<string, string> = {
+  UNSIGNED_SENDER_DEVICE: "your device is not cross-signed by you; verify it from another session",
+  SENDER_IDENTITY_PREVIOUSLY_VERIFIED: "your cryptographic identity changed since it was verified",
+  UNKNOWN_SENDER_DEVICE: "your device is unknown to this agent",
+};
+
 /**
- * Prepares the state dir, opens the durable crypto store, connects, and starts
- * syncing. Resolves once the first sync is done and the agent answers commands.
+ * Prepares the state dir, opens the crypto store and the audit log, connects and
+ * starts syncing. Resolves once the first sync is done and commands are answered.
  */
-export async function startAgent(
-  config: Config,
-  handler: CommandHandler,
-  log: Log,
-  verbose = false,
-): Promise<Agent> {
+export async function startAgent(config: Config, log: Log, verbose = false): Promise<Agent> {
   Deno.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const exec = await execIdentity(config.execUser, config.execAsSelf);
+  if (exec.warning) log(`warning: ${exec.warning}`);
+  const policy = await loadPolicy(config.policyFile ?? undefined);
   const who = await whoami(config.homeserver, config.accessToken);
   if (who.userId !== config.userId) {
     throw new Error(
@@ -78,6 +70,8 @@ export async function startAgent(
     );
   }
   bindDevice(config.stateDir, who);
+  const key = await loadOrCreateSigningKey(`${config.stateDir}/${SIGNING_KEY_FILE}`);
+  const audit = await openAuditLog(`${config.stateDir}/${AUDIT_LOG_FILE}`, key);
   const cryptoDir = `${config.stateDir}/crypto`;
   const store = await openDurableStore(
     cryptoDir,
@@ -90,39 +84,65 @@ export async function startAgent(
   );
   const seen = openSeenEvents(
     `${config.stateDir}/seen-events`,
-    Math.max(config.timebox * 1000 * 4, 86_400_000),
+    Math.max(config.timebox * 4000, 86_400_000),
   );
   const client = await connect(config, who, store, verbose);
+  const handler: CommandHandler = createHandler({ config, audit, policy, seen, exec, log });
 
   const running = new Set<Promise<void>>();
-  let live = false;
   const handled = new Set<string>();
+  let live = false;
+
+  const replier = (roomId: string, eventId: string): Replier => ({
+    async send(parts) {
+      const content = replyContent(eventId, parts) as unknown as RoomMessageEventContent;
+      return (await client.sendMessage(roomId, content)).event_id;
+    },
+    async edit(replyId, parts) {
+      const content = editContent(replyId, parts) as unknown as RoomMessageEventContent;
+      await client.sendMessage(roomId, content);
+    },
+  });
+
+  const track = (task: Promise<void>, id: string) => {
+    const t = task.catch((e) => log(`error handling ${id}: ${(e as Error).stack ?? e}`));
+    running.add(t);
+    t.finally(() => running.delete(t));
+  };
 
   const onEvent = (event: MatrixEvent) => {
     const id = event.getId();
-    if (!id || handled.has(id) || event.isDecryptionFailure() || event.isBeingDecrypted()) {
-      if (id && event.isDecryptionFailure() && !handled.has(id)) {
-        handled.add(id);
-        log(`cannot decrypt ${id} from ${event.getSender()}: ${event.decryptionFailureReason}`);
+    const roomId = event.getRoomId();
+    if (!id || !roomId || handled.has(id) || event.isBeingDecrypted()) return;
+    if (event.isDecryptionFailure()) {
+      const sender = event.getSender() ?? "";
+      const why = TRUST_FAILURES[String(event.decryptionFailureReason)];
+      // Only trust failures are final; a missing key may still arrive (then the
+      // SDK decrypts again and we get another call).
+      if (!why) return;
+      handled.add(id);
+      log(`cannot accept ${id} from ${sender}: ${event.decryptionFailureReason}`);
+      if (config.allowedUsers.includes(sender)) {
+        const refusal = { rule: "deny.device", reason: why };
+        const cmd = {
+          text: "(undecryptable)",
+          sender,
+          roomId,
+          eventId: id,
+          originTs: event.getTs(),
+          live,
+          refusal,
+        };
+        track(handler(cmd, replier(roomId, id)), id);
       }
       return;
     }
     if (event.getWireType() === "m.room.encrypted" && !event.getClearContent()) return;
     handled.add(id);
-    const task = onMessage(event).catch((e) =>
-      log(`error handling ${id}: ${(e as Error).stack ?? e}`)
-    );
-    running.add(task);
-    task.finally(() => running.delete(task));
-  };
-
-  const onMessage = async (event: MatrixEvent) => {
-    const roomId = event.getRoomId()!;
-    const sender = event.getSender() ?? "";
     const c = classify(
       {
-        sender,
-        encrypted: event.getWireType() === "m.room.encrypted" && !event.isDecryptionFailure(),
+        sender: event.getSender() ?? "",
+        encrypted: event.getWireType() === "m.room.encrypted",
         type: event.getType(),
         content: event.getContent() as Record<string, unknown>,
         roomId,
@@ -131,40 +151,21 @@ export async function startAgent(
       config.room,
     );
     if (c.kind === "ignore") return;
-    if (!config.allowedUsers.includes(sender)) {
-      log(`ignored a command from ${sender}: not in TIBET_NC_ALLOWED_USERS`);
-      return;
-    }
-    const eventId = event.getId()!;
-    const ts = event.getTs();
-    const age = Date.now() - ts;
-    if (seen.has(eventId)) return;
-    if (Math.abs(age) > config.timebox * 1000) {
-      if (!live) return; // history delivered by the first sync after a restart
-      if (!seen.claim(eventId, ts)) return;
-      log(`expired: ${eventId} from ${sender} is ${Math.round(age / 1000)} s old`);
-      await sendReply(client, roomId, eventId, {
-        head: `expired: this command is ${
-          Math.round(age / 1000)
-        } s old; TIBET_NC_TIMEBOX is ${config.timebox} s. Not run.`,
-      });
-      return;
-    }
-    if (!seen.claim(eventId, ts)) return;
-    log(`command ${eventId} from ${sender} in ${roomId}`);
-    const parts = await handler({ text: c.text, sender, roomId, eventId, originTs: ts });
-    await sendReply(client, roomId, eventId, parts);
+    const cmd = {
+      text: c.text,
+      sender: event.getSender()!,
+      roomId,
+      eventId: id,
+      originTs: event.getTs(),
+      live,
+    };
+    track(handler(cmd, replier(roomId, id)), id);
   };
 
-  client.on(
-    RoomEvent.Timeline,
-    (event: MatrixEvent, _room: Room | undefined, toStart?: boolean) => {
-      if (!toStart) onEvent(event);
-    },
-  );
-  client.on(MatrixEventEvent.Decrypted, (event: MatrixEvent) => {
-    if (event.getRoomId()) onEvent(event);
+  client.on(RoomEvent.Timeline, (event: MatrixEvent, _room, toStart?: boolean) => {
+    if (!toStart) onEvent(event);
   });
+  client.on(MatrixEventEvent.Decrypted, (event: MatrixEvent) => onEvent(event));
   client.on(RoomMemberEvent.Membership, (event: MatrixEvent, member: RoomMember) => {
     if (member.userId !== who.userId || member.membership !== "invite") return;
     // The first sync after a restart replays old invites of rooms we are in.
@@ -181,27 +182,30 @@ export async function startAgent(
     }
   });
 
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const ready = new Promise<void>((resolve, reject) => {
-    client.on(
-      ClientEvent.Sync,
-      (state: SyncState, _prev: SyncState | null, data?: { error?: Error }) => {
-        if (state === SyncState.Prepared || state === SyncState.Syncing) {
-          live = true;
-          resolve();
-        } else if (state === SyncState.Error && !live) {
-          log(`sync error: ${data?.error?.message ?? "unknown"}; retrying`);
-        }
-      },
-    );
-    setTimeout(
+    client.on(ClientEvent.Sync, (state: SyncState, _prev, data?: { error?: Error }) => {
+      if (state === SyncState.Prepared || state === SyncState.Syncing) {
+        live = true;
+        resolve();
+      } else if (state === SyncState.Error) {
+        log(`sync error: ${data?.error?.message ?? "unknown"}; retrying`);
+      }
+    });
+    timer = setTimeout(
       () => reject(new Error(`first sync with ${config.homeserver} did not finish in 120 s`)),
       120_000,
     );
   });
   await client.startClient({ initialSyncLimit: 20, lazyLoadMembers: true });
-  await ready;
+  try {
+    await ready;
+  } finally {
+    clearTimeout(timer);
+  }
+  const head = audit.head();
   log(
-    `ready: ${who.userId} device ${who.deviceId}, ${config.allowedUsers.length} allowed operator(s)`,
+    `ready: ${who.userId} device ${who.deviceId}, ${config.allowedUsers.length} allowed operator(s), chain #${head.seq}`,
   );
 
   return {
@@ -211,21 +215,9 @@ export async function startAgent(
     async stop() {
       client.stopClient();
       await Promise.allSettled([...running]);
-      await new Promise((r) => setTimeout(r, 50));
+      await audit.close();
       seen.close();
       store.close();
     },
   };
 }
-
-async function sendReply(
-  client: MatrixClient,
-  roomId: string,
-  eventId: string,
-  parts: ReplyParts,
-): Promise<void> {
-  // deno-lint-ignore no-explicit-any -- the SDK types content per event type; ours is a valid m.room.message
-  await client.sendMessage(roomId, replyContent(eventId, parts) as any);
-}
-
-export type { SeenEvents };

@@ -69,6 +69,8 @@ export interface ResultFields {
   duration_ms?: number;
   /** The output; only its hex SHA-256 is stored (as `erin`), never the output itself. */
   output?: string | Uint8Array<ArrayBuffer>;
+  /** The output's hex SHA-256, when the output was streamed rather than kept. */
+  outputSha256?: string;
   /** Default `nc.command.result`. */
   token_type?: string;
   /** Default: the command record's actor. */
@@ -210,7 +212,7 @@ export async function openAuditLog(
       enqueue(async () => ({
         token_type: result.token_type ?? "nc.command.result",
         actor: result.actor ?? command.token.actor,
-        erin: await sha256Hex(result.output ?? ""),
+        erin: result.outputSha256 ?? await sha256Hex(result.output ?? ""),
         eraan: result.eraan ?? [],
         eromheen: {
           ...result.eromheen,

@@ -7,7 +7,6 @@
 import { ConfigError, loadConfig } from "../config/config.ts";
 import { withEnvFile } from "../config/env_file.ts";
 import { startAgent } from "../agent/agent.ts";
-import { commandHandler } from "../agent/execute.ts";
 
 const USAGE = `usage: tibet-nc run [--env-file FILE] [--verbose]
 
@@ -51,7 +50,7 @@ export async function runCli(args: string[]): Promise<number> {
   let agent;
   try {
     agent = await Promise.race([
-      startAgent(config, commandHandler(config, log), log, verbose),
+      startAgent(config, log, verbose),
       stopped.then(() => null),
     ]);
   } catch (e) {

@@ -22,6 +22,18 @@ export interface Config {
   storePassphrase: string | null;
   /** Per-command timeout default, in seconds. */
   commandTimeout: number;
+  /** Largest timeout an operator may ask for with `timeout=N`, in seconds. */
+  commandTimeoutMax: number;
+  /** Output bytes after which a command is stopped. */
+  maxOutputBytes: number;
+  /** Commands running at once. */
+  maxConcurrent: number;
+  /** Commands per operator per minute. */
+  rateLimit: number;
+  /** Policy file, if any. */
+  policyFile: string | null;
+  /** User commands run as. */
+  execUser: string;
   /** Run commands as the agent's own user (weaker; for the demo and laptops). */
   execAsSelf: boolean;
   brainApiBase: string | null;
@@ -90,6 +102,21 @@ function seconds(
   return n;
 }
 
+function count(
+  env: Record<string, string | undefined>,
+  name: string,
+  fallback: number,
+  max: number,
+): number {
+  const v = optional(env, name);
+  if (v === null) return fallback;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > max) {
+    throw new ConfigError(name, `must be a whole number from 1 to ${max}, got "${v}"`);
+  }
+  return n;
+}
+
 function readPassphrase(env: Record<string, string | undefined>): string | null {
   const direct = optional(env, "TIBET_NC_STORE_PASSPHRASE");
   const file = optional(env, "TIBET_NC_STORE_KEY_FILE");
@@ -154,6 +181,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError("TIBET_NC_EXEC_AS_SELF", `must be yes or no, got "${execAsSelfRaw}"`);
   }
   const brain = optional(env, "BRAIN_API_BASE");
+  const commandTimeout = seconds(env, "TIBET_NC_COMMAND_TIMEOUT", 60, 86400);
+  const commandTimeoutMax = seconds(env, "TIBET_NC_COMMAND_TIMEOUT_MAX", 3600, 86400);
+  if (commandTimeout > commandTimeoutMax) {
+    throw new ConfigError(
+      "TIBET_NC_COMMAND_TIMEOUT",
+      `(${commandTimeout} s) is above TIBET_NC_COMMAND_TIMEOUT_MAX (${commandTimeoutMax} s)`,
+    );
+  }
   return {
     homeserver,
     userId: uid,
@@ -166,7 +201,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     binDir: binDir.replace(/\/+$/, "") || "/",
     timebox: seconds(env, "TIBET_NC_TIMEBOX", 10, 86400),
     storePassphrase: readPassphrase(env),
-    commandTimeout: seconds(env, "TIBET_NC_COMMAND_TIMEOUT", 60, 86400),
+    commandTimeout,
+    commandTimeoutMax,
+    maxOutputBytes: count(env, "TIBET_NC_MAX_OUTPUT_BYTES", 4_000_000_000, 1e12),
+    maxConcurrent: count(env, "TIBET_NC_MAX_CONCURRENT", 4, 1000),
+    rateLimit: count(env, "TIBET_NC_RATE_LIMIT", 30, 100000),
+    policyFile: optional(env, "TIBET_NC_POLICY_FILE"),
+    execUser: optional(env, "TIBET_NC_EXEC_USER") ?? "tibet-nc-exec",
     execAsSelf: /^(yes|true|1)$/i.test(execAsSelfRaw),
     brainApiBase: brain === null ? null : url("BRAIN_API_BASE", brain),
   };

@@ -4,12 +4,12 @@
  * started, on timeout, cancel or output overflow.
  *
  * Stopping: `script` puts the command in a new session on the PTY, and the
- * command's first output line tells its session id. Stop sends SIGTERM to every
- * process of that session and every descendant of `script` (again to ones that
- * appear meanwhile), then SIGKILL after {@linkcode KILL_GRACE_MS}. When `script`
- * has exited, whatever is left in the session (a background child ignoring the
- * PTY's hangup) is stopped the same way before `done` settles, so a command
- * leaves no process behind unless it started a session of its own (a daemon).
+ * command's first output line tells its session id, which is also its process
+ * group. Stop sends SIGTERM to that group, then SIGKILL after
+ * {@linkcode KILL_GRACE_MS}. When `script` has exited, whatever is left in the
+ * group (a background child ignoring the PTY's hangup) is stopped the same way
+ * before `done` settles, so a command leaves no process behind unless it moved to
+ * a group or session of its own (a daemon); only a cgroup would catch those.
  * `script` stays in the agent's process group, so a Ctrl-C or a stop of the agent
  * reaches it too, and it passes SIGTERM on to the command.
  * @module
@@ -78,7 +78,8 @@ export interface RunHandle {
 
 /**
  * Starts `req` under a PTY and passes each output chunk to `sink` as it arrives;
- * the runner keeps no output itself, so the sink decides what to retain.
+ * the runner keeps no output itself, so the sink decides what to retain. A chunk
+ * is valid only during the call (its buffer is reused): copy what you keep.
  *
  * @throws Error when the request is malformed or `script` cannot be started.
  */
@@ -124,27 +125,26 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
   let sinkError: Error | null = null;
   let signalError: Error | null = null;
 
-  const commandPids = async (): Promise<number[]> => {
-    const table = await processTable();
-    const pids = new Set(descendants(table, child.pid));
-    if (sid !== null) { for (const p of table) if (p.sid === sid) pids.add(p.pid); }
-    pids.delete(child.pid);
-    return [...pids];
-  };
-  const signal = (pid: number, sig: Deno.Signal): void => {
+  const signal = (pid: number, sig: Deno.Signal): boolean => {
     try {
       Deno.kill(pid, sig);
+      return true;
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return; // already gone
+      if (e instanceof Deno.errors.NotFound) return false; // already gone
       signalError ??= new Error(
-        `cannot send ${sig} to pid ${pid} of the command: ${(e as Error).message}` +
-          " (the agent needs CAP_KILL to stop commands running as another user)",
+        `cannot send ${sig} to ${
+          pid < 0 ? `process group ${-pid}` : `pid ${pid}`
+        } of the command: ${
+          (e as Error).message
+        } (the agent needs CAP_KILL to stop commands running as another user)`,
       );
+      return false;
     }
   };
   const stop = (): void => {
     stopping ??= (async () => {
-      await terminate(commandPids, () => exited, signal);
+      if (sid !== null) await terminateGroup(sid, signal);
+      else signal(child.pid, "SIGTERM"); // not started yet: script passes it on
       // With its child gone, script drains the PTY and exits; give it the grace.
       const deadline = performance.now() + KILL_GRACE_MS;
       while (!exited && performance.now() < deadline) await delay(POLL_MS);
@@ -197,12 +197,8 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
     await pumps;
     if (pending !== null && pending.length > 0) forward(pending);
     await stopping;
-    if (sid !== null) {
-      const leftSid = sid;
-      const left = async (): Promise<number[]> =>
-        (await processTable()).filter((p) => p.sid === leftSid).map((p) => p.pid);
-      await terminate(left, (pids) => pids.length === 0, signal);
-    }
+    // Background children left in the command's group once it exited.
+    if (sid !== null) await terminateGroup(sid, signal);
     if (sinkError !== null) throw sinkError;
     if (signalError !== null) throw signalError;
     return {
@@ -230,76 +226,41 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
 }
 
 /**
- * Sends SIGTERM to every pid `list` returns (once each, including ones that
- * appear later) until `settled`, and SIGKILL to what is left after the grace.
+ * Stops process group `pgid` (the command's session: `script` makes the command
+ * a session and group leader, and a non-interactive shell keeps background jobs
+ * in its group): SIGTERM, then SIGKILL for whatever is left after the grace.
+ * Group signals need no /proc access, which Deno grants only with --allow-all.
+ * SIGCONT serves as the "anyone left?" probe: harmless, and it wakes stopped ones.
  */
-async function terminate(
-  list: () => Promise<number[]>,
-  settled: (pids: number[]) => boolean,
-  signal: (pid: number, sig: Deno.Signal) => void,
+async function terminateGroup(
+  pgid: number,
+  signal: (pid: number, sig: Deno.Signal) => boolean,
 ): Promise<void> {
-  const termed = new Set<number>();
+  if (!signal(-pgid, "SIGTERM")) return;
   const deadline = performance.now() + KILL_GRACE_MS;
-  for (;;) {
-    const pids = await list();
-    if (settled(pids)) return;
-    if (performance.now() >= deadline) break;
-    for (const pid of pids) {
-      if (!termed.has(pid)) {
-        termed.add(pid);
-        signal(pid, "SIGTERM");
-      }
-    }
+  while (performance.now() < deadline) {
     await delay(POLL_MS);
+    if (!signal(-pgid, "SIGCONT")) return;
   }
-  for (const pid of await list()) signal(pid, "SIGKILL");
+  signal(-pgid, "SIGKILL");
 }
 
-interface ProcEntry {
-  pid: number;
-  ppid: number;
-  sid: number;
-}
-
-/** Pid, parent and session of every process, from /proc/<pid>/stat. */
-async function processTable(): Promise<ProcEntry[]> {
-  const reads: Promise<ProcEntry | null>[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^[0-9]+$/.test(e.name)) continue;
-    reads.push(
-      Deno.readTextFile(`/proc/${e.name}/stat`).then((stat) => {
-        // comm may contain spaces and ')'; the fields after the last ')' are fixed.
-        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        return { pid: Number(e.name), ppid: Number(f[1]), sid: Number(f[3]) };
-      }, () => null), // the process ended while we looked
-    );
-  }
-  return (await Promise.all(reads)).filter((p): p is ProcEntry => p !== null);
-}
-
-function descendants(table: ProcEntry[], root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const p of table) {
-    const list = children.get(p.ppid);
-    if (list) list.push(p.pid);
-    else children.set(p.ppid, [p.pid]);
-  }
-  const out: number[] = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    for (const c of children.get(queue.shift()!) ?? []) {
-      out.push(c);
-      queue.push(c);
-    }
-  }
-  return out;
-}
-
+/**
+ * Reads `stream` into one reused buffer (a BYOB reader), so gigabytes of output
+ * allocate nothing per chunk: `onChunk` must copy what it keeps.
+ */
 async function pump(
   stream: ReadableStream<Uint8Array>,
   onChunk: (bytes: Uint8Array) => void,
 ): Promise<void> {
-  for await (const chunk of stream) onChunk(chunk);
+  const reader = stream.getReader({ mode: "byob" });
+  let buf = new Uint8Array(64 * 1024);
+  for (;;) {
+    const { value, done } = await reader.read(buf);
+    if (done || !value) break;
+    onChunk(value);
+    buf = new Uint8Array(value.buffer); // the read hands the buffer back in `value`
+  }
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -15,10 +15,9 @@ export interface ReplyContent {
   [key: string]: unknown;
 }
 
-/** Escapes text for HTML element content. */
+/** Escapes text for HTML element content (attributes are never built from text). */
 export function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;");
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
 /**
@@ -44,4 +43,22 @@ export function replyContent(
   };
   if (inReplyTo) content["m.relates_to"] = { "m.in_reply_to": { event_id: inReplyTo } };
   return content;
+}
+
+/**
+ * An edit (`m.replace`) of reply `replyId` to the new parts. The top-level body is
+ * only the fallback for clients without edits, so it stays short.
+ */
+export function editContent(
+  replyId: string,
+  parts: { head?: string; pre?: string; tail?: string },
+): Record<string, unknown> {
+  const full = replyContent(null, parts);
+  const { "m.relates_to": _none, ...newContent } = full;
+  return {
+    msgtype: "m.notice",
+    body: `* ${parts.head ?? "(edited)"}`,
+    "m.new_content": newContent,
+    "m.relates_to": { rel_type: "m.replace", event_id: replyId },
+  };
 }

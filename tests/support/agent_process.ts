@@ -8,6 +8,8 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** A running agent process. */
 export interface AgentProcess {
+  /** Process id of the agent. */
+  pid: number;
   /** Every log line so far. */
   lines: string[];
   /** Waits for a log line matching `re`. */
@@ -73,6 +75,7 @@ export async function startAgentProcess(
     return s;
   });
   return {
+    pid: child.pid,
     lines,
     status,
     waitFor(re, timeoutMs = 60_000) {

@@ -27,6 +27,7 @@ export const TEST_PROGRAMS = [
   "true",
   "false",
   "printf",
+  "printenv",
   "head",
   "yes",
   "seq",

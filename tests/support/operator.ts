@@ -32,6 +32,13 @@ export interface Operator {
   send(roomId: string, body: string): Promise<string>;
   /** Waits for a notice that replies to `eventId`; returns its body. */
   waitForReply(roomId: string, eventId: string, timeoutMs?: number): Promise<MatrixEvent>;
+  /**
+   * Waits until the reply to `eventId` (or its latest edit) carries the
+   * provenance line; returns that final body.
+   */
+  waitForFinal(roomId: string, eventId: string, timeoutMs?: number): Promise<string>;
+  /** Bodies of the edits of reply `replyId`, in order. */
+  edits(roomId: string, replyId: string): string[];
   /** Every decrypted notice seen so far in `roomId`. */
   notices(roomId: string): MatrixEvent[];
   stop(): void;
@@ -100,7 +107,7 @@ export async function startOperator(homeserver: string, user: Registered): Promi
     });
   };
 
-  return {
+  const operator: Operator = {
     client,
     userId: user.userId,
     async createRoom(invite, encrypted = true) {
@@ -139,7 +146,26 @@ export async function startOperator(homeserver: string, user: Registered): Promi
       }, timeoutMs);
       return found!;
     },
+    async waitForFinal(roomId, eventId, timeoutMs = 60_000) {
+      const reply = await operator.waitForReply(roomId, eventId, timeoutMs);
+      let body = "";
+      await until(`the final reply to ${eventId}`, () => {
+        const edits = operator.edits(roomId, reply.getId()!);
+        body = edits.at(-1) ?? reply.getContent().body;
+        return /^TIBET: /m.test(body);
+      }, timeoutMs);
+      return body;
+    },
+    edits(roomId, replyId) {
+      return (seen.get(roomId) ?? [])
+        .filter((ev) => {
+          const rel = ev.getContent()["m.relates_to"];
+          return rel?.rel_type === "m.replace" && rel.event_id === replyId;
+        })
+        .map((ev) => ev.getContent()["m.new_content"]?.body ?? "");
+    },
     notices: (roomId) => [...(seen.get(roomId) ?? [])],
     stop: () => client.stopClient(),
   };
+  return operator;
 }

@@ -1,0 +1,102 @@
+/**
+ * Built-in commands of the original tibet-nc (`help`, `status`, `chain`, `exit`)
+ * and ours (`jobs`, `cancel`). They run inside the agent, never as a process.
+ * @module
+ */
+
+import type { AuditLog } from "../audit/log.ts";
+import type { Config } from "../config/config.ts";
+import type { Jobs } from "./jobs.ts";
+import type { ReplyParts } from "./reply_parts.ts";
+
+/** What the built-ins can see. */
+export interface BuiltinContext {
+  config: Config;
+  audit: AuditLog;
+  jobs: Jobs;
+  startedAt: number;
+  counters: { commands: number; refused: number };
+  execAs: string;
+}
+
+const HELP = `tibet-nc: send "$ <command>" (in the control room the "$ " may be left out).
+Commands run without a shell, from the allowlisted bin dir, under a pseudo-terminal.
+  timeout=N <command>   allow up to N seconds (within the configured maximum)
+Built-ins:
+  help      this text
+  status    the agent's state
+  chain     the audit chain head, record count and signing key
+  jobs      running commands
+  cancel N  stop running command #N (or the last one)
+  exit      close the session (recorded; the agent keeps running)`;
+
+const BUILTINS = new Set(["help", "status", "chain", "jobs", "cancel", "exit"]);
+
+/**
+ * True when `words` is a built-in: its name alone, or `cancel` with one argument.
+ * `ls help` or `help me` are not built-ins (and go to the policy like any command).
+ */
+export function isBuiltin(words: string[]): boolean {
+  const name = words[0]?.toLowerCase();
+  if (!BUILTINS.has(name)) return false;
+  return words.length === 1 || (name === "cancel" && words.length === 2);
+}
+
+function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
+  return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : m ? `${m}m ${s % 60}s` : `${s}s`;
+}
+
+/** Answers a built-in; `words` is the command split on white space. */
+export function runBuiltin(words: string[], ctx: BuiltinContext, sender: string): ReplyParts {
+  const head = ctx.audit.head();
+  switch (words[0].toLowerCase()) {
+    case "help":
+      return { pre: HELP };
+    case "status":
+      return {
+        pre: [
+          `host:        ${ctx.config.hostname}`,
+          `uptime:      ${duration(Date.now() - ctx.startedAt)}`,
+          `commands:    ${ctx.counters.commands} run, ${ctx.counters.refused} refused`,
+          `running:     ${ctx.jobs.size} of at most ${ctx.config.maxConcurrent}`,
+          `runs as:     ${ctx.execAs}`,
+          `bin dir:     ${ctx.config.binDir}`,
+          `timebox:     ${ctx.config.timebox} s`,
+          `chain:       #${head.seq}, L4 ${head.l4.slice(0, 16)}`,
+        ].join("\n"),
+      };
+    case "chain":
+      return {
+        pre: [
+          `chain id:    ${head.chainId}`,
+          `records:     ${head.seq}`,
+          `head (L4):   ${head.l4}`,
+          `last token:  ${head.tokenId ?? "(none)"}`,
+          `signing key: ${ctx.audit.pubkeyHex}`,
+          `verify with: tibet-nc audit verify --pubkey ${ctx.audit.pubkeyHex} --head ${head.l4}`,
+        ].join("\n"),
+      };
+    case "jobs": {
+      const list = ctx.jobs.list();
+      if (list.length === 0) return { head: "no running commands" };
+      return {
+        pre: list.map((j) =>
+          `#${j.id}  ${duration(Date.now() - j.startedAt).padEnd(7)} ${j.sender}  ${j.text}`
+        ).join("\n"),
+      };
+    }
+    case "cancel": {
+      const list = ctx.jobs.list();
+      const job = words[1] ? ctx.jobs.find(words[1]) : list.at(-1);
+      if (!job) {
+        return { head: words[1] ? `no running command ${words[1]}` : "no running commands" };
+      }
+      job.handle.cancel(`cancelled by ${sender}`);
+      return { head: `cancelling #${job.id}: ${job.text}` };
+    }
+    default:
+      return { head: "session closed (recorded in the chain); send a command to start again" };
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Running commands, for the `jobs` and `cancel` built-ins and the concurrency cap.
+ * @module
+ */
+
+import type { RunHandle } from "../exec/run.ts";
+
+/** One running command. */
+export interface Job {
+  /** Short number shown to operators. */
+  id: number;
+  eventId: string;
+  sender: string;
+  roomId: string;
+  /** The command as typed. */
+  text: string;
+  startedAt: number;
+  handle: RunHandle;
+}
+
+/** The set of running jobs. */
+export interface Jobs {
+  add(job: Omit<Job, "id">): Job;
+  remove(job: Job): void;
+  list(): Job[];
+  /** Finds a job by its number or its command's event id. */
+  find(ref: string): Job | undefined;
+  readonly size: number;
+}
+
+/** Creates an empty job table. */
+export function createJobs(): Jobs {
+  const jobs = new Map<number, Job>();
+  let next = 1;
+  return {
+    add(j) {
+      const job = { ...j, id: next++ };
+      jobs.set(job.id, job);
+      return job;
+    },
+    remove: (job) => void jobs.delete(job.id),
+    list: () => [...jobs.values()],
+    find: (ref) =>
+      jobs.get(Number(ref.replace(/^#/, ""))) ?? [...jobs.values()].find((j) => j.eventId === ref),
+    get size() {
+      return jobs.size;
+    },
+  };
+}

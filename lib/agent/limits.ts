@@ -1,0 +1,28 @@
+/**
+ * Load limits of the airlock: commands per sender per minute, and commands
+ * running at once.
+ * @module
+ */
+
+/** A sliding-window rate limiter per key. */
+export interface RateLimiter {
+  /** Counts one use by `key`; false when `key` is over its limit (not counted). */
+  take(key: string, now?: number): boolean;
+}
+
+/** Allows `perMinute` uses per key in any 60 s window. */
+export function rateLimiter(perMinute: number): RateLimiter {
+  const uses = new Map<string, number[]>();
+  return {
+    take(key, now = Date.now()) {
+      const recent = (uses.get(key) ?? []).filter((t) => now - t < 60_000);
+      if (recent.length >= perMinute) {
+        uses.set(key, recent);
+        return false;
+      }
+      recent.push(now);
+      uses.set(key, recent);
+      return true;
+    },
+  };
+}

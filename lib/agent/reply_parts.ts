@@ -1,0 +1,36 @@
+/**
+ * The parts of a reply and the interface that sends and edits replies, shared by
+ * the Matrix side (`agent.ts`) and the command side (`handler.ts`).
+ * @module
+ */
+
+/** What a reply says: a heading line, a preformatted block, a trailer line. */
+export interface ReplyParts {
+  head?: string;
+  pre?: string;
+  tail?: string;
+}
+
+/** Sends replies to one command. */
+export interface Replier {
+  /** Sends a reply to the command; returns the reply's event id. */
+  send(parts: ReplyParts): Promise<string>;
+  /** Replaces the content of an earlier reply (an `m.replace` edit). */
+  edit(replyId: string, parts: ReplyParts): Promise<void>;
+}
+
+/** A command as the Matrix side hands it over. */
+export interface IncomingCommand {
+  text: string;
+  sender: string;
+  roomId: string;
+  eventId: string;
+  originTs: number;
+  /** False for events of the first sync after a start (history). */
+  live: boolean;
+  /** Set when the Matrix side already knows the command must be refused (untrusted device). */
+  refusal?: { rule: string; reason: string };
+}
+
+/** Handles one incoming command, replying through `reply`. */
+export type CommandHandler = (cmd: IncomingCommand, reply: Replier) => Promise<void>;
