@@ -91,7 +91,6 @@ export async function startAgent(config: Config, log: Log, verbose = false): Pro
 
   const running = new Set<Promise<void>>();
   const handled = new Set<string>();
-  let live = false;
 
   const replier = (roomId: string, eventId: string): Replier => ({
     async send(parts) {
@@ -130,7 +129,6 @@ export async function startAgent(config: Config, log: Log, verbose = false): Pro
           roomId,
           eventId: id,
           originTs: event.getTs(),
-          live,
           refusal,
         };
         track(handler(cmd, replier(roomId, id)), id);
@@ -157,7 +155,6 @@ export async function startAgent(config: Config, log: Log, verbose = false): Pro
       roomId,
       eventId: id,
       originTs: event.getTs(),
-      live,
     };
     track(handler(cmd, replier(roomId, id)), id);
   };
@@ -186,7 +183,6 @@ export async function startAgent(config: Config, log: Log, verbose = false): Pro
   const ready = new Promise<void>((resolve, reject) => {
     client.on(ClientEvent.Sync, (state: SyncState, _prev, data?: { error?: Error }) => {
       if (state === SyncState.Prepared || state === SyncState.Syncing) {
-        live = true;
         resolve();
       } else if (state === SyncState.Error) {
         log(`sync error: ${data?.error?.message ?? "unknown"}; retrying`);

@@ -93,7 +93,8 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     if (deps.seen.has(cmd.eventId)) return;
     const age = Date.now() - cmd.originTs;
     if (Math.abs(age) > config.timebox * 1000) {
-      if (!cmd.live) return; // history of the first sync after a start: never run, never answered
+      // Sent before this agent started: history from the first sync, never run or answered.
+      if (cmd.originTs < startedAt) return;
       if (!deps.seen.claim(cmd.eventId, cmd.originTs)) return;
       const secs = Math.round(age / 1000);
       return await refuse(

@@ -26,8 +26,6 @@ export interface IncomingCommand {
   roomId: string;
   eventId: string;
   originTs: number;
-  /** False for events of the first sync after a start (history). */
-  live: boolean;
   /** Set when the Matrix side already knows the command must be refused (untrusted device). */
   refusal?: { rule: string; reason: string };
 }

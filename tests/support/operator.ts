@@ -14,6 +14,7 @@ import {
   MatrixEventEvent,
   MsgType,
   Preset,
+  RelationType,
   RoomEvent,
   SyncState,
 } from "matrix-js-sdk";
@@ -30,6 +31,8 @@ export interface Operator {
   waitForJoin(roomId: string, userId: string, timeoutMs?: number): Promise<void>;
   /** Sends a text message; returns its event id. */
   send(roomId: string, body: string): Promise<string>;
+  /** Sends an edit (`m.replace`) of `eventId` with the new body; returns its id. */
+  edit(roomId: string, eventId: string, body: string): Promise<string>;
   /** Waits for a notice that replies to `eventId`; returns its body. */
   waitForReply(roomId: string, eventId: string, timeoutMs?: number): Promise<MatrixEvent>;
   /**
@@ -44,8 +47,15 @@ export interface Operator {
   stop(): void;
 }
 
-/** Logs in with an existing access token and bootstraps cross-signing. */
-export async function startOperator(homeserver: string, user: Registered): Promise<Operator> {
+/**
+ * Logs in with an existing access token and bootstraps cross-signing (unless
+ * `crossSign` is false: a device its owner never signed).
+ */
+export async function startOperator(
+  homeserver: string,
+  user: Registered,
+  crossSign = true,
+): Promise<Operator> {
   quietSdkGlobalLogger();
   const client = createClient({
     baseUrl: homeserver,
@@ -56,15 +66,17 @@ export async function startOperator(homeserver: string, user: Registered): Promi
   });
   await client.initRustCrypto({ useIndexedDB: false });
   const crypto = client.getCrypto()!;
-  await crypto.bootstrapCrossSigning({
-    authUploadDeviceSigningKeys: async (makeRequest) => {
-      await makeRequest({
-        type: "m.login.password",
-        identifier: { type: "m.id.user", user: user.userId },
-        password: user.password,
-      });
-    },
-  });
+  if (crossSign) {
+    await crypto.bootstrapCrossSigning({
+      authUploadDeviceSigningKeys: async (makeRequest) => {
+        await makeRequest({
+          type: "m.login.password",
+          identifier: { type: "m.id.user", user: user.userId },
+          password: user.password,
+        });
+      },
+    });
+  }
 
   const seen = new Map<string, MatrixEvent[]>();
   const waiters = new Set<() => void>();
@@ -134,6 +146,15 @@ export async function startOperator(homeserver: string, user: Registered): Promi
     },
     async send(roomId, body) {
       const { event_id } = await client.sendMessage(roomId, { msgtype: MsgType.Text, body });
+      return event_id;
+    },
+    async edit(roomId, eventId, body) {
+      const { event_id } = await client.sendMessage(roomId, {
+        msgtype: MsgType.Text,
+        body: `* ${body}`,
+        "m.new_content": { msgtype: MsgType.Text, body },
+        "m.relates_to": { rel_type: RelationType.Replace, event_id: eventId },
+      });
       return event_id;
     },
     async waitForReply(roomId, eventId, timeoutMs = 30_000) {

@@ -24,6 +24,8 @@ export interface Synapse {
   dir: string;
   /** Registers a user; returns its id and an access token for a new device. */
   register(localpart: string, password: string, admin?: boolean): Promise<Registered>;
+  /** Logs an existing user in again: a new device with its own token. */
+  login(userId: string, password: string): Promise<Registered>;
   /** Stops the server (SIGTERM, then SIGKILL) and removes the data dir. */
   stop(): Promise<void>;
   /** Kills the server with SIGKILL and starts it again on the same port and data. */
@@ -191,6 +193,20 @@ export async function startSynapse(): Promise<Synapse> {
     dir,
     async register(localpart, password, admin = false) {
       return await registerUser(url, secret, localpart, password, admin);
+    },
+    async login(userId, password) {
+      const r = await fetch(`${url}/_matrix/client/v3/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          type: "m.login.password",
+          identifier: { type: "m.id.user", user: userId },
+          password,
+        }),
+      });
+      const body = await r.json();
+      if (!r.ok) throw new Error(`login of ${userId} failed: ${JSON.stringify(body)}`);
+      return { userId, accessToken: body.access_token, deviceId: body.device_id, password };
     },
     async stop() {
       await terminate(proc);

@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import { startWorld, type World } from "./support/fixture.ts";
+import { startOperator } from "./support/operator.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A bin-dir program that leaves a marker file when it runs (shell built-ins only). */
+async function addCanary(w: World, name = "canary"): Promise<string> {
+  const marker = `${await Deno.makeTempDir()}/ran`;
+  await Deno.writeTextFile(`${w.binDir}/${name}`, `#!/bin/sh\n: > '${marker}'\necho canary ran\n`, {
+    mode: 0o755,
+  });
+  return marker;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+async function executeRecords(w: World, eventId: string): Promise<number> {
+  const text = await Deno.readTextFile(`${w.stateDir}/audit.jsonl`);
+  return text.split("\n").filter((l) => l.includes(`"nc.command.execute"`) && l.includes(eventId))
+    .length;
+}
+
+Deno.test(
+  "the L4 airlock refuses strangers, untrusted devices, old, replayed and edited commands",
+  opts,
+  async (t) => {
+    const w = await startWorld({ TIBET_NC_TIMEBOX: "3" });
+    try {
+      const marker = await addCanary(w);
+      const { operator } = w;
+      const agentId = w.agentUser.userId;
+      const room = await operator.createRoom([agentId]);
+      await operator.waitForJoin(room, agentId);
+
+      await t.step(
+        "a stranger's invite is declined and a stranger's command never runs",
+        async () => {
+          const strangerUser = await w.synapse.register("stranger", crypto.randomUUID());
+          const stranger = await startOperator(w.synapse.url, strangerUser);
+          try {
+            const own = await stranger.createRoom([agentId]);
+            await w.agent.waitFor(/declining invite .* from @stranger/);
+            assert.notEqual(stranger.client.getRoom(own)?.getMember(agentId)?.membership, "join");
+            await operator.client.invite(room, strangerUser.userId);
+            await stranger.client.joinRoom(room);
+            await operator.waitForJoin(room, strangerUser.userId);
+            const id = await stranger.send(room, "$ canary");
+            await w.agent.waitFor(
+              new RegExp(`refused ${id.replace(/[$]/g, "\\$")} from @stranger.*deny\\.sender`),
+            );
+            assert.equal(await exists(marker), false, "the stranger's command ran");
+            assert.equal(
+              operator.notices(room).some((n) =>
+                n.getContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id === id
+              ),
+              false,
+              "strangers get no reply",
+            );
+          } finally {
+            stranger.stop();
+          }
+        },
+      );
+
+      await t.step("a device its owner did not cross-sign cannot send commands", async () => {
+        const second = await w.synapse.login(w.operatorUser.userId, w.operatorUser.password);
+        const unsigned = await startOperator(w.synapse.url, second, false);
+        try {
+          await sleep(1000); // let it see the room
+          const id = await unsigned.send(room, "$ canary");
+          const reply = await operator.waitForReply(room, id);
+          assert.match(reply.getContent().body, /refused \(deny\.device\)/);
+          assert.equal(await exists(marker), false, "the unsigned device's command ran");
+        } finally {
+          unsigned.stop();
+        }
+      });
+
+      await t.step(
+        "a command older than TIBET_NC_TIMEBOX is answered expired and not run",
+        async () => {
+          Deno.kill(w.agent.pid, "SIGSTOP");
+          let id: string;
+          try {
+            id = await operator.send(room, "$ canary");
+            await sleep(4000);
+          } finally {
+            Deno.kill(w.agent.pid, "SIGCONT");
+          }
+          const reply = await operator.waitForReply(room, id);
+          assert.match(reply.getContent().body, /refused \(deny\.expired\): expired/);
+          assert.equal(await exists(marker), false, "the expired command ran");
+        },
+      );
+
+      await t.step("an edit (m.replace) never runs", async () => {
+        const id = await operator.send(room, "$ echo original");
+        await operator.waitForFinal(room, id);
+        const edit = await operator.edit(room, id, "$ canary");
+        const after = await operator.send(room, "$ echo after-edit");
+        await operator.waitForFinal(room, after);
+        assert.equal(await exists(marker), false, "the edit ran");
+        assert.equal(
+          operator.notices(room).some((n) =>
+            n.getContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id === edit
+          ),
+          false,
+        );
+      });
+
+      await t.step("history delivered after a restart never runs", async () => {
+        // Its own canary: a later step widens the timebox, making this event fresh.
+        const historyMarker = await addCanary(w, "history-canary");
+        await w.agent.kill("SIGTERM");
+        const id = await operator.send(room, "$ history-canary");
+        await sleep(4000); // older than the timebox when the agent sees it
+        await w.restartAgent("SIGTERM");
+        const after = await operator.send(room, "$ echo after-restart");
+        await operator.waitForFinal(room, after);
+        assert.equal(await exists(historyMarker), false, "backlog ran after the restart");
+        assert.equal(
+          operator.notices(room).some((n) =>
+            n.getContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id === id
+          ),
+          false,
+          "history is not answered",
+        );
+      });
+
+      await t.step(
+        "an event id runs at most once, also when redelivered after a restart",
+        async () => {
+          w.env.TIBET_NC_TIMEBOX = "600"; // so the redelivered event is fresh: only the replay store stops it
+          await w.restartAgent("SIGTERM");
+          const id = await operator.send(room, "$ echo once");
+          await operator.waitForFinal(room, id);
+          await w.restartAgent("SIGKILL");
+          const after = await operator.send(room, "$ echo after-kill");
+          await operator.waitForFinal(room, after);
+          assert.equal(await executeRecords(w, id), 1);
+        },
+      );
+
+      await t.step("rate and concurrency limits answer clearly and run nothing", async () => {
+        w.env.TIBET_NC_RATE_LIMIT = "2";
+        w.env.TIBET_NC_MAX_CONCURRENT = "1";
+        await w.restartAgent("SIGTERM");
+        const slow = await operator.send(room, "$ sleep 3");
+        await operator.waitForReply(room, slow, 10_000);
+        const busy = await operator.send(room, "$ canary");
+        assert.match(
+          (await operator.waitForReply(room, busy)).getContent().body,
+          /refused \(deny\.busy\)/,
+        );
+        await operator.waitForFinal(room, slow);
+        const third = await operator.send(room, "$ canary");
+        assert.match(
+          (await operator.waitForReply(room, third)).getContent().body,
+          /refused \(deny\.rate\)/,
+        );
+        assert.equal(await exists(marker), false, "a limited command ran");
+      });
+
+      await t.step("positive control: the canary does run when everything allows it", async () => {
+        w.env.TIBET_NC_RATE_LIMIT = "100";
+        w.env.TIBET_NC_MAX_CONCURRENT = "4";
+        await w.restartAgent("SIGTERM");
+        const id = await operator.send(room, "$ canary");
+        assert.match(await operator.waitForFinal(room, id), /canary ran/);
+        assert.equal(await exists(marker), true);
+      });
+    } finally {
+      await w.close();
+    }
+  },
+);
