@@ -23,10 +23,9 @@ import { bindDevice, connect, whoami } from "../matrix/client.ts";
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
 import { openSeenEvents } from "../airlock/replay.ts";
-import { loadPolicy } from "../airlock/policy.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
 import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
-import { execIdentity } from "../exec/exec_user.ts";
+import type { Executor } from "./executor.ts";
 import { createHandler } from "./handler.ts";
 import type { CommandHandler, Replier } from "./reply_parts.ts";
 
@@ -42,6 +41,16 @@ export interface Agent {
 /** Logs one line to stderr (journald adds the time). */
 export type Log = (msg: string) => void;
 
+/** How the agent reports, and what the monitor told it. */
+export interface AgentOptions {
+  log: Log;
+  /** Reports an unrecoverable error to the monitor; does not return. */
+  fatal: (message: string) => never;
+  /** Who commands run as, for `status`. */
+  execAs: string;
+  verbose: boolean;
+}
+
 /** Decryption failures that mean "this device is not trusted", not "no key yet". */
 const TRUST_FAILURES: Record<string, string> = {
   UNSIGNED_SENDER_DEVICE: "your device is not cross-signed by you; verify it from another session",
@@ -50,14 +59,16 @@ const TRUST_FAILURES: Record<string, string> = {
 };
 
 /**
- * Prepares the state dir, opens the crypto store and the audit log, connects and
- * starts syncing. Resolves once the first sync is done and commands are answered.
+ * Opens the crypto store and the audit log in the state dir (the monitor made
+ * it), connects and starts syncing. Resolves once the first sync is done and
+ * commands are answered.
  */
-export async function startAgent(config: Config, log: Log, verbose = false): Promise<Agent> {
-  Deno.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const exec = await execIdentity(config.execUser, config.execAsSelf);
-  if (exec.warning) log(`warning: ${exec.warning}`);
-  const policy = await loadPolicy(config.policyFile ?? undefined);
+export async function startAgent(
+  config: Config,
+  executor: Executor,
+  opts: AgentOptions,
+): Promise<Agent> {
+  const { log, verbose } = opts;
   const who = await whoami(config.homeserver, config.accessToken);
   if (who.userId !== config.userId) {
     throw new Error(
@@ -78,8 +89,7 @@ export async function startAgent(config: Config, log: Log, verbose = false): Pro
     storeCipher(cryptoDir, config.storePassphrase),
     (e) => {
       // Going on would acknowledge keys that are not on disk.
-      log(`fatal: cannot write the crypto store in ${cryptoDir}: ${(e as Error).message}`);
-      Deno.exit(70);
+      return opts.fatal(`cannot write the crypto store in ${cryptoDir}: ${(e as Error).message}`);
     },
   );
   const seen = openSeenEvents(
@@ -87,7 +97,14 @@ export async function startAgent(config: Config, log: Log, verbose = false): Pro
     Math.max(config.timebox * 4000, 86_400_000),
   );
   const client = await connect(config, who, store, verbose);
-  const handler: CommandHandler = createHandler({ config, audit, policy, seen, exec, log });
+  const handler: CommandHandler = createHandler({
+    config,
+    audit,
+    seen,
+    executor,
+    execAs: opts.execAs,
+    log,
+  });
 
   const running = new Set<Promise<void>>();
   const handled = new Set<string>();

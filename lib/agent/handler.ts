@@ -11,33 +11,29 @@ import type { AuditLog, AuditRecord } from "../audit/log.ts";
 import { AuditUnavailableError } from "../audit/errors.ts";
 import type { Config } from "../config/config.ts";
 import type { SeenEvents } from "../airlock/replay.ts";
-import { checkCommand } from "../airlock/policy_cli.ts";
-import type { Policy } from "../airlock/policy.ts";
-import { childEnv } from "../exec/child_env.ts";
-import type { ExecIdentity } from "../exec/exec_user.ts";
-import { createOutputBuffer, formatBytes } from "../exec/output.ts";
-import { runCommand, type RunResult } from "../exec/run.ts";
+import { formatBytes } from "../exec/output.ts";
+import type { RunResult } from "../exec/run.ts";
+import type { Executor } from "./executor.ts";
 import { isBuiltin, runBuiltin } from "./builtins.ts";
 import { createJobs } from "./jobs.ts";
 import { rateLimiter } from "./limits.ts";
 import type { CommandHandler, IncomingCommand, Replier, ReplyParts } from "./reply_parts.ts";
 
-/** Characters of output shown in one message (Matrix events are at most 64 KiB). */
-export const MESSAGE_OUTPUT_CHARS = 8000;
 /** A command still running after this gets a "running" reply, then edits. */
 export const STREAM_AFTER_MS = 2000;
 /** Minimum time between two edits of a running reply (homeserver rate limits). */
 export const EDIT_EVERY_MS = 3000;
-const OUTPUT_KEEP_BYTES = 64 * 1024;
 const ERACHTER = "operator diagnostics via Matrix";
 
 /** What the handler needs. */
 export interface HandlerDeps {
   config: Config;
   audit: AuditLog;
-  policy: Policy;
   seen: SeenEvents;
-  exec: ExecIdentity;
+  /** The monitor, which checks and runs commands. */
+  executor: Executor;
+  /** Who commands run as, for `status`. */
+  execAs: string;
   log: (msg: string) => void;
 }
 
@@ -53,9 +49,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
   const limiter = rateLimiter(config.rateLimit);
   const counters = { commands: 0, refused: 0 };
   const startedAt = Date.now();
-  const execAs = deps.exec.uid === null
-    ? deps.exec.name
-    : `${deps.exec.name} (uid ${deps.exec.uid})`;
+  const execAs = deps.execAs;
 
   /** Records a refusal and answers it; a refusal that cannot be recorded is still refused. */
   async function refuse(cmd: IncomingCommand, reply: Replier | null, rule: string, reason: string) {
@@ -171,7 +165,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     }
 
     // 4. Policy, on the parsed argv after resolving the program in the bin dir.
-    const checked = await checkCommand(text, config.binDir, deps.policy);
+    const checked = await deps.executor.check(text);
     if (checked.verdict === "deny" || !checked.argv || !checked.path) {
       return await refuse(cmd, reply, checked.rule, checked.reason);
     }
@@ -205,36 +199,24 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
       return;
     }
     counters.commands++;
-    await execute(cmd, text, checked.argv, checked.path, timeoutS, record, reply);
+    await execute(cmd, text, timeoutS, record, reply);
   };
 
   async function execute(
     cmd: IncomingCommand,
     text: string,
-    argv: string[],
-    path: string,
     timeoutS: number,
     record: AuditRecord,
     reply: Replier,
   ): Promise<void> {
-    const out = createOutputBuffer(OUTPUT_KEEP_BYTES);
-    const handle = runCommand({
-      argv,
-      path,
-      env: childEnv({ binDir: config.binDir, home: deps.exec.home }),
-      cwd: "/",
-      timeoutMs: timeoutS * 1000,
-      maxOutputBytes: config.maxOutputBytes,
-      uid: deps.exec.uid ?? undefined,
-      gid: deps.exec.gid ?? undefined,
-    }, (chunk) => out.push(chunk));
+    const run = deps.executor.start(text, cmd.eventId, timeoutS * 1000);
     const job = jobs.add({
       eventId: cmd.eventId,
       sender: cmd.sender,
       roomId: cmd.roomId,
       text,
       startedAt: Date.now(),
-      handle,
+      handle: run,
     });
 
     // Streaming: a "running" reply after STREAM_AFTER_MS, then throttled edits.
@@ -247,7 +229,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
         const now = Date.now();
         if (now - job.startedAt < STREAM_AFTER_MS) return;
         if (replyId !== null && now - lastEdit < EDIT_EVERY_MS) return;
-        const body = out.render(MESSAGE_OUTPUT_CHARS);
+        const body = await run.render();
         if (replyId !== null && body === shown) return;
         const parts = {
           head: `running #${job.id} (${Math.round((now - job.startedAt) / 1000)} s): ${text}`,
@@ -260,29 +242,36 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
       }).catch((e) => log(`cannot stream #${job.id}: ${(e as Error).message}`));
     };
     const streamer = setInterval(tick, 500);
-    const ticker = () => clearInterval(streamer);
-    let result: RunResult;
-    try {
-      result = await handle.done;
-    } catch (e) {
-      ticker();
-      jobs.remove(job);
-      await busy;
-      const head = `failed to run: ${(e as Error).message}`;
-      log(`#${job.id} ${head}`);
-      await finish(reply, replyId, { head });
-      return;
-    }
-    ticker();
+    const outcome = await run.done;
+    clearInterval(streamer);
     jobs.remove(job);
     await busy;
 
+    if (!outcome.ok) {
+      const head = `refused (${outcome.rule}): ${outcome.reason}`;
+      log(`#${job.id} ${head}`);
+      let tail = provenance(record);
+      try {
+        tail = provenance(
+          await audit.appendResult(record, {
+            exit_code: null,
+            eraan: [cmd.eventId],
+            eromheen: { failed: outcome.rule, reason: outcome.reason },
+          }),
+        );
+      } catch (e) {
+        tail += ` (result not recorded: ${(e as Error).message})`;
+      }
+      await finish(reply, replyId, { head, tail });
+      return;
+    }
+    const result = outcome.result;
     let tail: string;
     try {
       const res = await audit.appendResult(record, {
         exit_code: result.code,
         duration_ms: Math.round(result.durationMs),
-        outputSha256: out.sha256Hex(),
+        outputSha256: outcome.sha256,
         eraan: [cmd.eventId],
         eromheen: {
           output_bytes: result.totalBytes,
@@ -294,11 +283,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     } catch (e) {
       tail = `${provenance(record)} (result not recorded: ${(e as Error).message})`;
     }
-    await finish(reply, replyId, {
-      head: summary(result, timeoutS),
-      pre: out.render(MESSAGE_OUTPUT_CHARS),
-      tail,
-    });
+    await finish(reply, replyId, { head: summary(result, timeoutS), pre: outcome.text, tail });
   }
 
   async function finish(reply: Replier, replyId: string | null, parts: ReplyParts) {

@@ -3,7 +3,7 @@
  * @module
  */
 
-import type { RunHandle } from "../exec/run.ts";
+import type { ExecJob } from "./executor.ts";
 
 /** One running command. */
 export interface Job {
@@ -15,7 +15,7 @@ export interface Job {
   /** The command as typed. */
   text: string;
   startedAt: number;
-  handle: RunHandle;
+  handle: ExecJob;
 }
 
 /** The set of running jobs. */

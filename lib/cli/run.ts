@@ -6,7 +6,7 @@
 
 import { ConfigError, loadConfig } from "../config/config.ts";
 import { withEnvFile } from "../config/env_file.ts";
-import { startAgent } from "../agent/agent.ts";
+import { runMonitor } from "../monitor/monitor.ts";
 
 const USAGE = `usage: tibet-nc run [--env-file FILE] [--verbose]
 
@@ -47,20 +47,12 @@ export async function runCli(args: string[]): Promise<number> {
       Deno.addSignalListener(sig, () => resolve(sig));
     }
   });
-  let agent;
   try {
-    agent = await Promise.race([
-      startAgent(config, log, verbose),
-      stopped.then(() => null),
-    ]);
+    const code = await runMonitor(config, stopped, log, verbose);
+    if (code === 0) log("stopped");
+    return code;
   } catch (e) {
     console.error(`tibet-nc: cannot start: ${(e as Error).message}`);
     return 1;
   }
-  if (!agent) return 0;
-  const sig = await stopped;
-  log(`${sig}: stopping`);
-  await agent.stop();
-  log("stopped");
-  return 0;
 }

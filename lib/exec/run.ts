@@ -126,20 +126,15 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
   let signalError: Error | null = null;
 
   const signal = (pid: number, sig: Deno.Signal): boolean => {
-    try {
-      Deno.kill(pid, sig);
-      return true;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return false; // already gone
-      signalError ??= new Error(
-        `cannot send ${sig} to ${
-          pid < 0 ? `process group ${-pid}` : `pid ${pid}`
-        } of the command: ${
-          (e as Error).message
-        } (the agent needs CAP_KILL to stop commands running as another user)`,
-      );
-      return false;
-    }
+    const sent = sendSignal(pid, sig);
+    if (sent === true || sent === false) return sent;
+    signalError ??= new Error(
+      `cannot send ${sig} to ${
+        pid < 0 ? `process group ${-pid}` : `pid ${pid}`
+      } of the command: ${sent}` +
+        " (the agent needs CAP_KILL to stop commands running as another user)",
+    );
+    return false;
   };
   const stop = (): void => {
     stopping ??= (async () => {
@@ -223,6 +218,41 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
     },
     done,
   };
+}
+
+/** The kill(1) of util-linux/procps, used where Deno.kill is not permitted. */
+export const KILL_PATH = "/usr/bin/kill";
+
+/**
+ * Sends `sig` to `pid` (a negative pid is a process group): true if sent, false
+ * if no such process, else the error text. Deno.kill needs unrestricted run
+ * permission, which the monitor deliberately lacks; it may run only `script`
+ * and kill(1), so it signals through kill(1) then.
+ */
+function sendSignal(pid: number, sig: Deno.Signal): boolean | string {
+  try {
+    Deno.kill(pid, sig);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    if (!(e instanceof Deno.errors.NotCapable)) return (e as Error).message;
+  }
+  try {
+    const out = new Deno.Command(KILL_PATH, {
+      args: [`-${sig.replace(/^SIG/, "")}`, "--", String(pid)],
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+    if (out.success) return true;
+    const err = new TextDecoder().decode(out.stderr);
+    return /no such process|No such process|failed/i.test(err) && !/not permitted/i.test(err)
+      ? false
+      : err.trim() || `kill exited ${out.code}`;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 /**
