@@ -25,6 +25,7 @@ import { storeCipher } from "../store/store_key.ts";
 import { openSeenEvents } from "../airlock/replay.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
 import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
+import { emitting, openBrainQueue } from "../audit/brain.ts";
 import type { Executor } from "./executor.ts";
 import { createHandler } from "./handler.ts";
 import type { CommandHandler, Replier } from "./reply_parts.ts";
@@ -82,7 +83,18 @@ export async function startAgent(
   }
   bindDevice(config.stateDir, who);
   const key = await loadOrCreateSigningKey(`${config.stateDir}/${SIGNING_KEY_FILE}`);
-  const audit = await openAuditLog(`${config.stateDir}/${AUDIT_LOG_FILE}`, key);
+  const chain = await openAuditLog(`${config.stateDir}/${AUDIT_LOG_FILE}`, key);
+  const audit = config.brainApiBase
+    ? emitting(
+      chain,
+      openBrainQueue(
+        config.brainApiBase,
+        `${config.stateDir}/brain-queue.jsonl`,
+        config.hostname,
+        log,
+      ),
+    )
+    : chain;
   const cryptoDir = `${config.stateDir}/crypto`;
   const store = await openDurableStore(
     cryptoDir,
