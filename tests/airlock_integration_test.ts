@@ -163,12 +163,61 @@ Deno.test(
           /refused \(deny\.rate\)/,
         );
         assert.equal(await exists(marker), false, "a limited command ran");
+        delete w.env.TIBET_NC_RATE_LIMIT;
+        delete w.env.TIBET_NC_MAX_CONCURRENT;
       });
 
+      await t.step(
+        "an operator whose identity changed is refused until `trust` approves it",
+        async () => {
+          await w.restartAgent("SIGTERM"); // fresh rate limits after the previous step
+          await operator.resetIdentity();
+          await sleep(2000); // the agent learns of the new identity through its sync
+          const id = await operator.send(room, "$ canary");
+          const reply = await operator.waitForReply(room, id);
+          assert.match(reply.getContent().body, /refused \(deny\.identity\)/);
+          assert.equal(await exists(marker), false, "ran after an identity change");
+          const trust = await new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "-A",
+              new URL("../main.ts", import.meta.url).pathname,
+              "trust",
+              w.operatorUser.userId,
+            ],
+            env: w.env,
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          assert.equal(trust.code, 0, new TextDecoder().decode(trust.stderr));
+          assert.match(
+            new TextDecoder().decode(trust.stdout),
+            /approved @operator:localhost, master key/,
+          );
+          const after = await operator.send(room, "$ echo trusted-again");
+          assert.match(await operator.waitForFinal(room, after), /trusted-again/);
+        },
+      );
+
+      await t.step(
+        "TIBET_NC_ALLOW_UNSIGNED_DEVICES=yes lets an unsigned device through (weaker)",
+        async () => {
+          w.env.TIBET_NC_ALLOW_UNSIGNED_DEVICES = "yes";
+          await w.restartAgent("SIGTERM");
+          const second = await w.synapse.login(w.operatorUser.userId, w.operatorUser.password);
+          const unsigned = await startOperator(w.synapse.url, second, false);
+          try {
+            await sleep(1000);
+            const id = await unsigned.send(room, "$ echo from-unsigned");
+            assert.match(await operator.waitForFinal(room, id), /from-unsigned/);
+          } finally {
+            unsigned.stop();
+            delete w.env.TIBET_NC_ALLOW_UNSIGNED_DEVICES;
+          }
+        },
+      );
+
       await t.step("positive control: the canary does run when everything allows it", async () => {
-        w.env.TIBET_NC_RATE_LIMIT = "100";
-        w.env.TIBET_NC_MAX_CONCURRENT = "4";
-        await w.restartAgent("SIGTERM");
         const id = await operator.send(room, "$ canary");
         assert.match(await operator.waitForFinal(room, id), /canary ran/);
         assert.equal(await exists(marker), true);

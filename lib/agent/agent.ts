@@ -23,6 +23,7 @@ import { bindDevice, connect, whoami } from "../matrix/client.ts";
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
 import { openSeenEvents } from "../airlock/replay.ts";
+import { fetchMasterKey, readApprovals, writeApprovals } from "../airlock/trust.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
 import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
 import { emitting, openBrainQueue } from "../audit/brain.ts";
@@ -132,6 +133,33 @@ export async function startAgent(
     },
   });
 
+  /**
+   * Device trust, part two: an allowed operator whose identity (master key)
+   * changed since it was pinned is refused until `tibet-nc trust` approves the
+   * new key; then it is pinned here.
+   */
+  const identityRefusal = async (sender: string) => {
+    if (!config.allowedUsers.includes(sender)) return undefined;
+    const crypto = client.getCrypto()!;
+    if (!(await crypto.getUserVerificationStatus(sender)).needsUserApproval) return undefined;
+    const approved = readApprovals(config.stateDir)[sender];
+    if (
+      approved && approved === await fetchMasterKey(config.homeserver, config.accessToken, sender)
+    ) {
+      await crypto.pinCurrentUserIdentity(sender);
+      const rest = readApprovals(config.stateDir);
+      delete rest[sender];
+      writeApprovals(config.stateDir, rest);
+      log(`pinned the new identity of ${sender}, approved with tibet-nc trust`);
+      return undefined;
+    }
+    return {
+      rule: "deny.identity",
+      reason:
+        `the cryptographic identity of ${sender} changed; an administrator must approve it on the host with \`tibet-nc trust ${sender}\``,
+    };
+  };
+
   const track = (task: Promise<void>, id: string) => {
     const t = task.catch((e) => log(`error handling ${id}: ${(e as Error).stack ?? e}`));
     running.add(t);
@@ -178,14 +206,15 @@ export async function startAgent(
       config.room,
     );
     if (c.kind === "ignore") return;
-    const cmd = {
-      text: c.text,
-      sender: event.getSender()!,
-      roomId,
-      eventId: id,
-      originTs: event.getTs(),
-    };
-    track(handler(cmd, replier(roomId, id)), id);
+    const sender = event.getSender()!;
+    const originTs = event.getTs();
+    const reply = replier(roomId, id);
+    track(
+      identityRefusal(sender).then((refusal) =>
+        handler({ text: c.text, sender, roomId, eventId: id, originTs, refusal }, reply)
+      ),
+      id,
+    );
   };
 
   client.on(RoomEvent.Timeline, (event: MatrixEvent, _room, toStart?: boolean) => {

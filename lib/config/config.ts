@@ -36,6 +36,8 @@ export interface Config {
   execUser: string;
   /** Run commands as the agent's own user (weaker; for the demo and laptops). */
   execAsSelf: boolean;
+  /** Accept devices their owner did not cross-sign (weaker; for clients without cross-signing). */
+  allowUnsignedDevices: boolean;
   brainApiBase: string | null;
 }
 
@@ -100,6 +102,14 @@ function seconds(
     throw new ConfigError(name, `must be a number of seconds between 0 and ${max}, got "${v}"`);
   }
   return n;
+}
+
+function yesNo(env: Record<string, string | undefined>, name: string): boolean {
+  const v = optional(env, name) ?? "no";
+  if (!/^(yes|no|true|false|1|0)$/i.test(v)) {
+    throw new ConfigError(name, `must be yes or no, got "${v}"`);
+  }
+  return /^(yes|true|1)$/i.test(v);
 }
 
 function count(
@@ -176,10 +186,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (!binDir.startsWith("/")) {
     throw new ConfigError("TIBET_NC_BIN_DIR", `must be an absolute path, got "${binDir}"`);
   }
-  const execAsSelfRaw = optional(env, "TIBET_NC_EXEC_AS_SELF") ?? "no";
-  if (!/^(yes|no|true|false|1|0)$/i.test(execAsSelfRaw)) {
-    throw new ConfigError("TIBET_NC_EXEC_AS_SELF", `must be yes or no, got "${execAsSelfRaw}"`);
-  }
+  const execAsSelf = yesNo(env, "TIBET_NC_EXEC_AS_SELF");
+  const allowUnsignedDevices = yesNo(env, "TIBET_NC_ALLOW_UNSIGNED_DEVICES");
   const brain = optional(env, "BRAIN_API_BASE");
   const commandTimeout = seconds(env, "TIBET_NC_COMMAND_TIMEOUT", 60, 86400);
   const commandTimeoutMax = seconds(env, "TIBET_NC_COMMAND_TIMEOUT_MAX", 3600, 86400);
@@ -208,7 +216,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rateLimit: count(env, "TIBET_NC_RATE_LIMIT", 30, 100000),
     policyFile: optional(env, "TIBET_NC_POLICY_FILE"),
     execUser: optional(env, "TIBET_NC_EXEC_USER") ?? "tibet-nc-exec",
-    execAsSelf: /^(yes|true|1)$/i.test(execAsSelfRaw),
+    execAsSelf,
+    allowUnsignedDevices,
     brainApiBase: brain === null ? null : url("BRAIN_API_BASE", brain),
   };
 }

@@ -95,10 +95,18 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
   const inv = ptyInvocation(req.path, req.argv, req.env);
   const cwd = req.cwd ?? req.env.HOME ?? "/";
   const started = performance.now();
+  // Ambient capabilities (CAP_SETUID/SETGID/KILL, granted by the unit so the agent
+  // can switch users) survive setuid() between non-root users and execve(): a
+  // command could become root again. setpriv drops them; it needs no privilege.
+  const dropCaps = req.uid !== undefined;
+  const command = dropCaps ? SETPRIV_PATH : inv.command;
+  const args = dropCaps
+    ? ["--inh-caps=-all", "--ambient-caps=-all", "--", inv.command, ...inv.args]
+    : inv.args;
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(inv.command, {
-      args: inv.args,
+    child = new Deno.Command(command, {
+      args,
       env: inv.env,
       clearEnv: true,
       cwd,
@@ -219,6 +227,9 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
     done,
   };
 }
+
+/** util-linux setpriv(1), which starts the PTY helper without inheritable capabilities. */
+export const SETPRIV_PATH = "/usr/bin/setpriv";
 
 /** The kill(1) of util-linux/procps, used where Deno.kill is not permitted. */
 export const KILL_PATH = "/usr/bin/kill";

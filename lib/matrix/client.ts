@@ -6,7 +6,10 @@
  */
 
 import { createClient, type MatrixClient } from "matrix-js-sdk";
-import { OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/index.js";
+import {
+  AllDevicesIsolationMode,
+  OnlySignedDevicesIsolationMode,
+} from "matrix-js-sdk/lib/crypto-api/index.js";
 import * as fakeIdb from "fake-indexeddb";
 import type { Config } from "../config/config.ts";
 import type { DurableStore } from "../store/durable_idb.ts";
@@ -86,7 +89,11 @@ export async function connect(
   });
   await client.initRustCrypto();
   const crypto = client.getCrypto()!;
-  crypto.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
+  crypto.setDeviceIsolationMode(
+    config.allowUnsignedDevices
+      ? new AllDevicesIsolationMode(true) // still refuse identity changes of verified users
+      : new OnlySignedDevicesIsolationMode(),
+  );
   await ensureCrossSigning(client);
   return client;
 }

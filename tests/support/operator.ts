@@ -27,6 +27,8 @@ export interface Operator {
   userId: string;
   /** Creates a room (encrypted unless `encrypted` is false) and invites `invite`. */
   createRoom(invite: string[], encrypted?: boolean): Promise<string>;
+  /** Waits until this client has joined `roomId` and knows whether it is encrypted. */
+  waitForRoom(roomId: string, timeoutMs?: number): Promise<void>;
   /** Waits until `userId` has joined `roomId`. */
   waitForJoin(roomId: string, userId: string, timeoutMs?: number): Promise<void>;
   /** Sends a text message; returns its event id. */
@@ -42,6 +44,8 @@ export interface Operator {
   waitForFinal(roomId: string, eventId: string, timeoutMs?: number): Promise<string>;
   /** Bodies of the edits of reply `replyId`, in order. */
   edits(roomId: string, replyId: string): string[];
+  /** Replaces the user's cross-signing identity (a new master key). */
+  resetIdentity(): Promise<void>;
   /** Every decrypted notice seen so far in `roomId`. */
   notices(roomId: string): MatrixEvent[];
   stop(): void;
@@ -137,6 +141,17 @@ export async function startOperator(
       await until(`room ${room_id} in sync`, () => client.getRoom(room_id) !== null, 20_000);
       return room_id;
     },
+    async waitForRoom(roomId, timeoutMs = 30_000) {
+      await until(
+        `room ${roomId} joined and its state known`,
+        () => {
+          const room = client.getRoom(roomId);
+          return room?.getMyMembership() === "join" &&
+            room.currentState.getStateEvents("m.room.encryption", "") !== null;
+        },
+        timeoutMs,
+      );
+    },
     async waitForJoin(roomId, userId, timeoutMs = 30_000) {
       await until(
         `${userId} to join ${roomId}`,
@@ -184,6 +199,18 @@ export async function startOperator(
           return rel?.rel_type === "m.replace" && rel.event_id === replyId;
         })
         .map((ev) => ev.getContent()["m.new_content"]?.body ?? "");
+    },
+    async resetIdentity() {
+      await crypto.bootstrapCrossSigning({
+        setupNewCrossSigning: true,
+        authUploadDeviceSigningKeys: async (makeRequest) => {
+          await makeRequest({
+            type: "m.login.password",
+            identifier: { type: "m.id.user", user: user.userId },
+            password: user.password,
+          });
+        },
+      });
     },
     notices: (roomId) => [...(seen.get(roomId) ?? [])],
     stop: () => client.stopClient(),

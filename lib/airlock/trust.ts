@@ -1,0 +1,56 @@
+/**
+ * Identity pinning of operators: the rust crypto pins the first cross-signing
+ * identity it sees of each user. When an allowed operator's identity (master key)
+ * changes, their commands are refused until an administrator on the host approves
+ * the new master key with `tibet-nc trust @user:server`, which records it in the
+ * state dir; the agent then pins it and goes on.
+ * @module
+ */
+
+/** user id -> approved master key (unpadded base64 Ed25519). */
+export type Approvals = Record<string, string>;
+
+/** The file the approvals live in. */
+export function approvalsPath(stateDir: string): string {
+  return `${stateDir}/trust-approvals.json`;
+}
+
+/** Reads the approvals; a missing file means none. */
+export function readApprovals(stateDir: string): Approvals {
+  try {
+    const value = JSON.parse(Deno.readTextFileSync(approvalsPath(stateDir)));
+    return value && typeof value === "object" ? value as Approvals : {};
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw new Error(`cannot read ${approvalsPath(stateDir)}: ${(e as Error).message}`);
+  }
+}
+
+/** Writes the approvals atomically, 0600. */
+export function writeApprovals(stateDir: string, approvals: Approvals): void {
+  const path = approvalsPath(stateDir);
+  Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(approvals, null, 2) + "\n", { mode: 0o600 });
+  Deno.renameSync(`${path}.tmp`, path);
+}
+
+/** Asks the homeserver for `userId`'s current master key, or null if it has none. */
+export async function fetchMasterKey(
+  homeserver: string,
+  accessToken: string,
+  userId: string,
+): Promise<string | null> {
+  const r = await fetch(`${homeserver}/_matrix/client/v3/keys/query`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${accessToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ device_keys: { [userId]: [] } }),
+  });
+  if (!r.ok) throw new Error(`keys/query for ${userId} failed: HTTP ${r.status}`);
+  const body = await r.json();
+  const keys = body.master_keys?.[userId]?.keys as Record<string, string> | undefined;
+  return keys ? Object.values(keys)[0] ?? null : null;
+}
+
+/** Groups a key in fours for reading aloud, as Element shows fingerprints. */
+export function fingerprint(key: string): string {
+  return key.match(/.{1,4}/g)?.join(" ") ?? key;
+}
