@@ -225,3 +225,26 @@ Deno.test("rust crypto keeps its device identity keys across a reopen of the dur
     );
   }
 });
+
+Deno.test("a second process cannot open a store that is in use", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = await openDurableStore(dir, null, fail);
+  try {
+    const probe = `import { openDurableStore } from "${
+      new URL("../lib/store/durable_idb.ts", import.meta.url).href
+    }";
+      try { await openDurableStore(${
+      JSON.stringify(dir)
+    }, null, (e) => { throw e; }); console.log("opened"); }
+      catch (e) { console.log(e.message); }
+      Deno.exit(0); // the refused lock request is still pending`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", probe],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    assert.match(new TextDecoder().decode(out.stdout), /is in use by another process/);
+  } finally {
+    store.close();
+  }
+});

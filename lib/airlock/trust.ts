@@ -49,8 +49,3 @@ export async function fetchMasterKey(
   const keys = body.master_keys?.[userId]?.keys as Record<string, string> | undefined;
   return keys ? Object.values(keys)[0] ?? null : null;
 }
-
-/** Groups a key in fours for reading aloud, as Element shows fingerprints. */
-export function fingerprint(key: string): string {
-  return key.match(/.{1,4}/g)?.join(" ") ?? key;
-}

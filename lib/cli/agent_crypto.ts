@@ -1,41 +1,32 @@
 /**
  * The agent's crypto identity for `tibet-nc login`: starts rust crypto on the
- * durable store the way `connect` does, without its automatic cross-signing
- * set-up (which cannot answer a password prompt), and reads back the keys an
- * operator compares when verifying the agent.
+ * durable store without the agent's automatic cross-signing set-up (which cannot
+ * answer a password prompt), and reads back the keys an operator compares when
+ * verifying the agent.
  * @module
  */
 
-import { createClient, type MatrixClient } from "matrix-js-sdk";
+import type { MatrixClient } from "matrix-js-sdk";
 import type { Logger } from "matrix-js-sdk/lib/logger.js";
-import * as fakeIdb from "fake-indexeddb";
-import type { WhoAmI } from "../matrix/client.ts";
+import { startCrypto as startClientCrypto, type WhoAmI } from "../matrix/client.ts";
 import type { DurableStore } from "../store/durable_idb.ts";
 import { quietLogger, quietSdkGlobalLogger } from "../matrix/logger.ts";
 
-/**
- * Creates a client for `who` and starts rust crypto on `store`. Same set-up as
- * `connect` in lib/matrix/client.ts, minus its cross-signing step.
- */
+/** Starts rust crypto on `store` for a one-shot command: errors only in the log. */
 export async function startCrypto(
   homeserver: string,
   accessToken: string,
   who: WhoAmI,
   store: DurableStore,
 ): Promise<MatrixClient> {
-  // Kept in step with connect(): the rust crypto opens IndexedDB through these globals.
-  const { default: _unused, indexedDB: _global, ...classes } = fakeIdb;
-  Object.assign(globalThis, classes, { indexedDB: store.factory });
   quietSdkGlobalLogger();
-  const client = createClient({
-    baseUrl: homeserver,
+  return await startClientCrypto(
+    homeserver,
     accessToken,
-    userId: who.userId,
-    deviceId: who.deviceId,
-    logger: errorsOnly(quietLogger("matrix")),
-  });
-  await client.initRustCrypto();
-  return client;
+    who,
+    store,
+    errorsOnly(quietLogger("matrix")),
+  );
 }
 
 /**

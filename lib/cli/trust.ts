@@ -7,7 +7,8 @@
 
 import { ConfigError, loadConfig } from "../config/config.ts";
 import { withEnvFile } from "../config/env_file.ts";
-import { fetchMasterKey, fingerprint, readApprovals, writeApprovals } from "../airlock/trust.ts";
+import { fetchMasterKey, readApprovals, writeApprovals } from "../airlock/trust.ts";
+import { groupsOfFour } from "./agent_crypto.ts";
 
 const USAGE = `usage: tibet-nc trust @user:server [--env-file FILE]
 
@@ -51,7 +52,7 @@ export async function trustCommand(args: string[]): Promise<number> {
     const approvals = readApprovals(config.stateDir);
     approvals[user] = key;
     writeApprovals(config.stateDir, approvals);
-    console.log(`approved ${user}, master key ${fingerprint(key)}`);
+    console.log(`approved ${user}, master key ${groupsOfFour(key)}`);
     return 0;
   } catch (e) {
     const msg = e instanceof ConfigError

@@ -6,6 +6,7 @@
  */
 
 import { createClient, type MatrixClient } from "matrix-js-sdk";
+import type { Logger } from "matrix-js-sdk/lib/logger.js";
 import {
   AllDevicesIsolationMode,
   OnlySignedDevicesIsolationMode,
@@ -68,28 +69,51 @@ export function bindDevice(stateDir: string, who: WhoAmI): void {
   Deno.writeTextFileSync(path, JSON.stringify(who) + "\n", { mode: 0o600 });
 }
 
-/** Creates the client and starts rust crypto on `store`. Does not start syncing. */
+/**
+ * Creates a client for `who` and starts rust crypto on the durable `store`.
+ * Neither syncs nor touches cross-signing (`login` does that with a password).
+ */
+export async function startCrypto(
+  homeserver: string,
+  accessToken: string,
+  who: WhoAmI,
+  store: DurableStore,
+  logger: Logger,
+): Promise<MatrixClient> {
+  // The rust crypto opens its IndexedDB through these globals and checks the
+  // objects it gets against the IDB* constructors (wasm-bindgen's dyn_into).
+  const { default: _unused, indexedDB: _global, ...classes } = fakeIdb;
+  Object.assign(globalThis, classes, { indexedDB: store.factory });
+  const client = createClient({
+    baseUrl: homeserver,
+    accessToken,
+    userId: who.userId,
+    deviceId: who.deviceId,
+    logger,
+  });
+  await client.initRustCrypto();
+  return client;
+}
+
+/**
+ * Starts crypto for the agent with its device isolation mode, and cross-signing
+ * on first start. Does not start syncing.
+ */
 export async function connect(
   config: Config,
   who: WhoAmI,
   store: DurableStore,
   verbose = false,
 ): Promise<MatrixClient> {
-  // The rust crypto opens its IndexedDB through these globals and checks the
-  // objects it gets against the IDB* constructors (wasm-bindgen's dyn_into).
-  const { default: _unused, indexedDB: _global, ...classes } = fakeIdb;
-  Object.assign(globalThis, classes, { indexedDB: store.factory });
   if (!verbose) quietSdkGlobalLogger();
-  const client = createClient({
-    baseUrl: config.homeserver,
-    accessToken: config.accessToken,
-    userId: who.userId,
-    deviceId: who.deviceId,
-    logger: quietLogger("matrix", verbose),
-  });
-  await client.initRustCrypto();
-  const crypto = client.getCrypto()!;
-  crypto.setDeviceIsolationMode(
+  const client = await startCrypto(
+    config.homeserver,
+    config.accessToken,
+    who,
+    store,
+    quietLogger("matrix", verbose),
+  );
+  client.getCrypto()!.setDeviceIsolationMode(
     config.allowUnsignedDevices
       ? new AllDevicesIsolationMode(true) // still refuse identity changes of verified users
       : new OnlySignedDevicesIsolationMode(),

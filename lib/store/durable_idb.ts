@@ -287,6 +287,7 @@ export async function openDurableStore(
   onWriteError = onError;
   patch();
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const lock = await lockDir(dir);
   const factory = new IDBFactory();
   const trackers = new Map<string, Tracker>();
   const store: DurableStore = {
@@ -295,6 +296,7 @@ export async function openDurableStore(
     close() {
       for (const t of trackers.values()) t.journal.close();
       trackers.clear();
+      lock.close();
     },
   };
   ciphers.set(store, cipher);
@@ -386,6 +388,32 @@ export async function openDurableStore(
     return req;
   };
   return store;
+}
+
+/**
+ * Takes the store's exclusive lock (flock), so a second process cannot open it:
+ * opening compacts, which would pull the files from under a running agent.
+ */
+async function lockDir(dir: string): Promise<Deno.FsFile> {
+  const file = await Deno.open(`${dir}/lock`, {
+    read: true,
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const locked = await Promise.race([
+    file.lock(true).then(() => true),
+    new Promise<false>((r) => timer = setTimeout(() => r(false), 5000)),
+  ]);
+  clearTimeout(timer);
+  if (!locked) {
+    file.close();
+    throw new Error(
+      `the crypto store in ${dir} is in use by another process (is the agent running?)`,
+    );
+  }
+  return file;
 }
 
 function existsNonEmpty(path: string): boolean {
