@@ -143,14 +143,16 @@ export async function startOperator(
     },
     async waitForRoom(roomId, timeoutMs = 30_000) {
       await until(
-        `room ${roomId} joined and its state known`,
-        () => {
-          const room = client.getRoom(roomId);
-          return room?.getMyMembership() === "join" &&
-            room.currentState.getStateEvents("m.room.encryption", "") !== null;
-        },
+        `room ${roomId} joined`,
+        () => client.getRoom(roomId)?.getMyMembership() === "join",
         timeoutMs,
       );
+      // The crypto learns of the room's encryption from its state, a moment later.
+      const deadline = Date.now() + timeoutMs;
+      while (!(await crypto.isEncryptionEnabledInRoom(roomId))) {
+        if (Date.now() > deadline) throw new Error(`room ${roomId}: encryption never set up`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
     async waitForJoin(roomId, userId, timeoutMs = 30_000) {
       await until(
