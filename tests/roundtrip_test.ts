@@ -66,6 +66,14 @@ Deno.test(
           "the agent never logged the canary as a command",
         );
       });
+
+      await t.step("SIGINT and SIGTERM stop the agent cleanly (exit 0)", async () => {
+        assert.equal(await w.agent.kill("SIGINT"), 0);
+        assert.ok(w.agent.lines.includes("SIGINT: stopping"), w.agent.lines.join("\n"));
+        await w.restartAgent("SIGTERM");
+        assert.equal(await w.agent.kill("SIGTERM"), 0);
+        assert.ok(w.agent.lines.includes("stopped"));
+      });
     } finally {
       await w.close();
     }

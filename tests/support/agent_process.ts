@@ -31,6 +31,7 @@ export async function startTaskArgs(): Promise<string[]> {
 export async function startAgentProcess(
   env: Record<string, string>,
   extraArgs: string[] = [],
+  as: { uid?: number; gid?: number } = {},
 ): Promise<AgentProcess> {
   const args = [...await startTaskArgs(), ...extraArgs];
   const child = new Deno.Command(Deno.execPath(), {
@@ -47,6 +48,8 @@ export async function startAgentProcess(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    uid: as.uid,
+    gid: as.gid,
   }).spawn();
   const lines: string[] = [];
   const waiters = new Set<() => void>();

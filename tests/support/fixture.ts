@@ -67,6 +67,7 @@ export interface World {
 export async function startWorld(
   extraEnv: Record<string, string> = {},
   programs: string[] = TEST_PROGRAMS,
+  prepareBinDir?: (binDir: string) => Promise<void>,
 ): Promise<World> {
   const synapse = await startSynapse();
   const cleanups: (() => Promise<unknown>)[] = [() => synapse.stop()];
@@ -78,6 +79,7 @@ export async function startWorld(
     const agentUser = await synapse.register("agent", crypto.randomUUID());
     const stateDir = await Deno.makeTempDir({ prefix: "tibet-nc-state-" });
     const binDir = await makeBinDir(programs);
+    await prepareBinDir?.(binDir);
     cleanups.push(
       () => Deno.remove(stateDir, { recursive: true }),
       () => Deno.remove(binDir, { recursive: true }),
