@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { startWorld, type World } from "./support/fixture.ts";
 import { startOperator } from "./support/operator.ts";
+import { runMain } from "./support/cli.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -177,21 +178,10 @@ Deno.test(
           const reply = await operator.waitForReply(room, id);
           assert.match(reply.getContent().body, /refused \(deny\.identity\)/);
           assert.equal(await exists(marker), false, "ran after an identity change");
-          const trust = await new Deno.Command(Deno.execPath(), {
-            args: [
-              "run",
-              "-A",
-              new URL("../main.ts", import.meta.url).pathname,
-              "trust",
-              w.operatorUser.userId,
-            ],
-            env: w.env,
-            stdout: "piped",
-            stderr: "piped",
-          }).output();
-          assert.equal(trust.code, 0, new TextDecoder().decode(trust.stderr));
+          const trust = await runMain(["trust", w.operatorUser.userId], { env: w.env });
+          assert.equal(trust.code, 0, trust.stderr);
           assert.match(
-            new TextDecoder().decode(trust.stdout),
+            trust.stdout,
             /approved @operator:localhost, master key/,
           );
           const after = await operator.send(room, "$ echo trusted-again");

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { startWorld } from "./support/fixture.ts";
+import { runMain } from "./support/cli.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const ROOT = new URL("../", import.meta.url).pathname;
 
 /** A TIBET endpoint that fails its first `failures` requests, then records bodies. */
 function brainServer(failures: number) {
@@ -27,13 +27,8 @@ function brainServer(failures: number) {
 }
 
 async function auditCli(args: string[]): Promise<{ code: number; out: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-env", `${ROOT}main.ts`, "audit", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+  const r = await runMain(["audit", ...args]);
+  return { code: r.code, out: r.stdout + r.stderr };
 }
 
 Deno.test(

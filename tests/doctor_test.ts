@@ -4,50 +4,15 @@ import { startOperator } from "./support/operator.ts";
 import { type AgentProcess, startAgentProcess } from "./support/agent_process.ts";
 import { makeBinDir } from "./support/fixture.ts";
 import { lookupUser } from "../lib/exec/exec_user.ts";
+import { type CliRun, runMain } from "./support/cli.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const ROOT = new URL("../", import.meta.url).pathname;
 
-/** Output of one CLI run. */
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  lines: string[];
-}
+type Run = CliRun;
 
-/** Runs `loginCommand` or `doctorCommand` in its own process, as `tibet-nc` will. */
-async function cli(command: "login" | "doctor", args: string[], stdin = ""): Promise<Run> {
-  const dir = await Deno.makeTempDir({ prefix: "tibet-nc-doctor-cli-" });
-  try {
-    const script = `${dir}/cli.ts`;
-    const lib = new URL(`../lib/cli/${command}.ts`, import.meta.url).href;
-    await Deno.writeTextFile(
-      script,
-      `import { ${command}Command } from "${lib}";\nDeno.exit(await ${command}Command(Deno.args));\n`,
-    );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", "--config", `${ROOT}deno.json`, script, ...args],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-    const out = await child.output();
-    const dec = new TextDecoder();
-    const stdout = dec.decode(out.stdout);
-    return {
-      code: out.code,
-      stdout,
-      stderr: dec.decode(out.stderr),
-      lines: stdout.split("\n").filter(Boolean),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+/** Runs `tibet-nc login` or `tibet-nc doctor`. */
+function cli(command: "login" | "doctor", args: string[], stdin = ""): Promise<Run> {
+  return runMain([command, ...args], { stdin });
 }
 
 /** Asserts a line `<level> <check>: ...` matching `re` exists. */

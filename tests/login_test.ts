@@ -4,43 +4,15 @@ import { startOperator } from "./support/operator.ts";
 import { startAgentProcess } from "./support/agent_process.ts";
 import { makeBinDir } from "./support/fixture.ts";
 import { updateEnvText } from "../lib/cli/login.ts";
+import { type CliRun, runMain } from "./support/cli.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const ROOT = new URL("../", import.meta.url).pathname;
 
-/** Output of one `tibet-nc login` run. */
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-/** Runs loginCommand in its own process (as `tibet-nc login` will), `stdin` piped in. */
-async function login(args: string[], stdin: string): Promise<Run> {
-  const dir = await Deno.makeTempDir({ prefix: "tibet-nc-login-cli-" });
-  try {
-    const script = `${dir}/login.ts`;
-    const lib = new URL("../lib/cli/login.ts", import.meta.url).href;
-    await Deno.writeTextFile(
-      script,
-      `import { loginCommand } from "${lib}";\nDeno.exit(await loginCommand(Deno.args));\n`,
-    );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", "--config", `${ROOT}deno.json`, script, ...args],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-    const out = await child.output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+/** Runs `tibet-nc login` with `stdin` piped in. */
+function login(args: string[], stdin: string): Promise<Run> {
+  return runMain(["login", ...args], { stdin });
 }
 
 async function api(
