@@ -26,10 +26,6 @@ Deno.test(
 
       await t.step({
         name: "a command that ends while Synapse is down is answered once",
-        // Known agent bug (bench/README.md, "Known bugs"): the final reply is sent
-        // once, matrix-js-sdk does not retry a ConnectionError, and the result is lost.
-        // TIBET_NC_RUN_KNOWN_BUGS=1 runs it; `deno run -A bench/soak.ts` always does.
-        ignore: !Deno.env.get("TIBET_NC_RUN_KNOWN_BUGS"),
         fn: async () => {
           const r = await homeserverKillScenario(w, room, { endDuringOutage: true });
           log(`outage ${r.outageMs} ms, final reply ${r.replyMs} ms after sending`);

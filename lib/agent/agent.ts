@@ -19,6 +19,7 @@ import type { RoomMessageEventContent } from "matrix-js-sdk/lib/@types/events.js
 import type { Config } from "../config/config.ts";
 import { classify } from "../matrix/events.ts";
 import { editContent, replyContent } from "../matrix/reply.ts";
+import { withRetry } from "../matrix/retry.ts";
 import { bindDevice, connect, whoami } from "../matrix/client.ts";
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
@@ -122,14 +123,26 @@ export async function startAgent(
   const running = new Set<Promise<void>>();
   const handled = new Set<string>();
 
+  let stopping = false;
+  // A reply may wait out a homeserver outage of up to 10 minutes.
+  const retry = (what: string) => ({
+    deadlineMs: 10 * 60_000,
+    stopped: () => stopping,
+    log,
+    what,
+  });
   const replier = (roomId: string, eventId: string): Replier => ({
     async send(parts) {
       const content = replyContent(eventId, parts) as unknown as RoomMessageEventContent;
-      return (await client.sendMessage(roomId, content)).event_id;
+      const sent = await withRetry(
+        () => client.sendMessage(roomId, content),
+        retry(`reply to ${eventId}`),
+      );
+      return sent.event_id;
     },
     async edit(replyId, parts) {
       const content = editContent(replyId, parts) as unknown as RoomMessageEventContent;
-      await client.sendMessage(roomId, content);
+      await withRetry(() => client.sendMessage(roomId, content), retry(`edit of ${replyId}`));
     },
   });
 
@@ -199,7 +212,8 @@ export async function startAgent(
         sender: event.getSender() ?? "",
         encrypted: event.getWireType() === "m.room.encrypted",
         type: event.getType(),
-        content: event.getContent() as Record<string, unknown>,
+        // The original content: an edit the SDK applied must never become a command.
+        content: event.getOriginalContent() as Record<string, unknown>,
         roomId,
       },
       who.userId,
@@ -267,6 +281,7 @@ export async function startAgent(
     userId: who.userId,
     deviceId: who.deviceId,
     async stop() {
+      stopping = true;
       client.stopClient();
       await Promise.allSettled([...running]);
       await audit.close();

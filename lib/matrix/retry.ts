@@ -1,0 +1,41 @@
+/**
+ * Sending that survives a homeserver outage: a reply that fails because the
+ * server is unreachable, overloaded or rate-limiting is sent again with backoff,
+ * so a command that finishes while Synapse restarts is still answered.
+ * @module
+ */
+
+/** True for failures worth retrying: no connection, 5xx, 429 / M_LIMIT_EXCEEDED. */
+export function retryable(e: unknown): boolean {
+  const err = e as { name?: string; httpStatus?: number; errcode?: string };
+  if (err?.name === "ConnectionError") return true;
+  if (err?.errcode === "M_LIMIT_EXCEEDED") return true;
+  const status = err?.httpStatus ?? 0;
+  return status === 429 || status >= 500;
+}
+
+/** Retry limits. */
+export interface RetryOptions {
+  /** Give up after this long (ms). */
+  deadlineMs: number;
+  /** Stop retrying early (the agent is stopping). */
+  stopped: () => boolean;
+  log: (msg: string) => void;
+  what: string;
+}
+
+/** Calls `send` until it succeeds, a non-retryable error, the deadline, or a stop. */
+export async function withRetry<T>(send: () => Promise<T>, opts: RetryOptions): Promise<T> {
+  const deadline = Date.now() + opts.deadlineMs;
+  let delay = 1000;
+  for (;;) {
+    try {
+      return await send();
+    } catch (e) {
+      if (!retryable(e) || Date.now() + delay > deadline || opts.stopped()) throw e;
+      opts.log(`${opts.what} not sent (${(e as Error).message}); retrying in ${delay / 1000} s`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+}
