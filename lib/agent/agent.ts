@@ -20,7 +20,7 @@ import type { Config } from "../config/config.ts";
 import { classify } from "../matrix/events.ts";
 import { editContent, replyContent } from "../matrix/reply.ts";
 import { withRetry } from "../matrix/retry.ts";
-import { bindDevice, connect, whoami } from "../matrix/client.ts";
+import { bindDevice, connect, ensureCrossSigning, whoami } from "../matrix/client.ts";
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
 import { openSeenEvents } from "../airlock/replay.ts";
@@ -271,6 +271,7 @@ export async function startAgent(
   } finally {
     clearTimeout(timer);
   }
+  await ensureCrossSigning(client);
   const head = audit.head();
   log(
     `ready: ${who.userId} device ${who.deviceId}, ${config.allowedUsers.length} allowed operator(s), chain #${head.seq}`,

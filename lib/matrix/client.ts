@@ -96,8 +96,8 @@ export async function startCrypto(
 }
 
 /**
- * Starts crypto for the agent with its device isolation mode, and cross-signing
- * on first start. Does not start syncing.
+ * Starts crypto for the agent with its device isolation mode. Does not start
+ * syncing; call `ensureCrossSigning` once the first sync is done.
  */
 export async function connect(
   config: Config,
@@ -118,7 +118,6 @@ export async function connect(
       ? new AllDevicesIsolationMode(true) // still refuse identity changes of verified users
       : new OnlySignedDevicesIsolationMode(),
   );
-  await ensureCrossSigning(client);
   return client;
 }
 
@@ -126,9 +125,10 @@ export async function connect(
  * The device isolation mode only encrypts when our own account has cross-signing,
  * and operators can only verify the agent through it. Set it up on first start;
  * homeservers that demand a password for this (user-interactive auth) need
- * `tibet-nc login` instead.
+ * `tibet-nc login` instead. Called after the first sync: before it, each read of
+ * our own identity waits a second for a /keys/query only the sync loop sends.
  */
-async function ensureCrossSigning(client: MatrixClient): Promise<void> {
+export async function ensureCrossSigning(client: MatrixClient): Promise<void> {
   const crypto = client.getCrypto()!;
   if (await crypto.isCrossSigningReady()) return;
   try {
