@@ -76,6 +76,15 @@ Deno.test(
           const reply = await operator.waitForReply(room, id);
           assert.match(reply.getContent().body, /refused \(deny\.device\)/);
           assert.equal(await exists(marker), false, "the unsigned device's command ran");
+          // The reply reaches the signed device only: the unsigned one cannot read it.
+          const deadline = Date.now() + 10_000;
+          let seen = unsigned.client.getRoom(room)?.findEventById(reply.getId()!);
+          while ((!seen || seen.isBeingDecrypted()) && Date.now() < deadline) {
+            await sleep(200);
+            seen = unsigned.client.getRoom(room)?.findEventById(reply.getId()!);
+          }
+          assert.ok(seen, "the unsigned device did not receive the reply event");
+          assert.equal(seen.isDecryptionFailure(), true, "the unsigned device decrypted the reply");
         } finally {
           unsigned.stop();
         }

@@ -121,7 +121,13 @@ export async function startAgent(
   });
 
   const running = new Set<Promise<void>>();
+  // Ids seen this run, so a decrypted event is not handled twice (the SDK emits both
+  // Timeline and Decrypted); bounded, the durable replay store is the real guard.
   const handled = new Set<string>();
+  const markHandled = (id: string) => {
+    handled.add(id);
+    if (handled.size > 10_000) handled.delete(handled.values().next().value!);
+  };
 
   let stopping = false;
   // A reply may wait out a homeserver outage of up to 10 minutes.
@@ -189,7 +195,7 @@ export async function startAgent(
       // Only trust failures are final; a missing key may still arrive (then the
       // SDK decrypts again and we get another call).
       if (!why) return;
-      handled.add(id);
+      markHandled(id);
       log(`cannot accept ${id} from ${sender}: ${event.decryptionFailureReason}`);
       if (config.allowedUsers.includes(sender)) {
         const refusal = { rule: "deny.device", reason: why };
@@ -206,7 +212,7 @@ export async function startAgent(
       return;
     }
     if (event.getWireType() === "m.room.encrypted" && !event.getClearContent()) return;
-    handled.add(id);
+    markHandled(id);
     const c = classify(
       {
         sender: event.getSender() ?? "",
