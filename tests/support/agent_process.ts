@@ -51,6 +51,14 @@ export async function startAgentProcess(
     uid: as.uid,
     gid: as.gid,
   }).spawn();
+  return watchProcess(child, "agent", Boolean(Deno.env.get("TIBET_NC_TEST_VERBOSE")));
+}
+
+/**
+ * Collects the log lines of `child` (stdout and stderr) and gives the handle
+ * tests use: `waitFor` a line, `kill`, the exit status. `label` names it in errors.
+ */
+export function watchProcess(child: Deno.ChildProcess, label: string, echo = false): AgentProcess {
   const lines: string[] = [];
   const waiters = new Set<() => void>();
   const pump = async (stream: ReadableStream<Uint8Array>) => {
@@ -62,7 +70,7 @@ export async function startAgentProcess(
       while ((i = buf.indexOf("\n")) >= 0) {
         lines.push(buf.slice(0, i));
         buf = buf.slice(i + 1);
-        if (Deno.env.get("TIBET_NC_TEST_VERBOSE")) console.error(`[agent] ${lines.at(-1)}`);
+        if (echo) console.error(`[${label}] ${lines.at(-1)}`);
         for (const w of waiters) w();
       }
     }
@@ -95,12 +103,12 @@ export async function startAgentProcess(
           if (exited) {
             clearTimeout(timer);
             waiters.delete(check);
-            reject(new Error(`agent exited before logging ${re}:\n${lines.join("\n")}`));
+            reject(new Error(`${label} exited before logging ${re}:\n${lines.join("\n")}`));
           }
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`agent did not log ${re} in ${timeoutMs} ms:\n${lines.join("\n")}`));
+          reject(new Error(`${label} did not log ${re} in ${timeoutMs} ms:\n${lines.join("\n")}`));
         }, timeoutMs);
         waiters.add(check);
         check();

@@ -34,7 +34,7 @@ import { OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/ind
 import type { RoomMessageEventContent } from "matrix-js-sdk/lib/@types/events.js";
 import { quietLogger, quietSdkGlobalLogger } from "../../lib/matrix/logger.ts";
 import { replyContent } from "../../lib/matrix/reply.ts";
-import type { AgentProcess } from "./agent_process.ts";
+import { type AgentProcess, watchProcess } from "./agent_process.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -82,68 +82,7 @@ export function startEchoBot(settings: EchoBotSettings): AgentProcess {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const lines: string[] = [];
-  const waiters = new Set<() => void>();
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    let buf = "";
-    const dec = new TextDecoder();
-    for await (const chunk of stream) {
-      buf += dec.decode(chunk, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-        for (const w of waiters) w();
-      }
-    }
-    if (buf) lines.push(buf);
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  let exited = false;
-  const status = child.status.then(async (s) => {
-    exited = true;
-    await pumps;
-    for (const w of waiters) w();
-    return s;
-  });
-  return {
-    pid: child.pid,
-    lines,
-    status,
-    waitFor(re, timeoutMs = 60_000) {
-      return new Promise((resolve, reject) => {
-        let from = 0;
-        const check = () => {
-          for (; from < lines.length; from++) {
-            if (re.test(lines[from])) {
-              clearTimeout(timer);
-              waiters.delete(check);
-              return resolve(lines[from]);
-            }
-          }
-          if (exited) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            reject(new Error(`echo bot exited before logging ${re}:\n${lines.join("\n")}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`echo bot did not log ${re} in ${timeoutMs} ms:\n${lines.join("\n")}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
-    },
-    async kill(signal = "SIGTERM") {
-      if (!exited) {
-        try {
-          child.kill(signal);
-        } catch { /* gone */ }
-      }
-      return (await status).code;
-    },
-  };
+  return watchProcess(child, "echo bot");
 }
 
 function need(name: string): string {
