@@ -151,7 +151,6 @@ export function openBrainQueue(
 /** The audit log, with every appended record also queued for the endpoint. */
 export function emitting(audit: AuditLog, queue: BrainQueue): AuditLog {
   return {
-    ...audit,
     get path() {
       return audit.path;
     },

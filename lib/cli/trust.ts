@@ -27,6 +27,7 @@ export async function trustCommand(args: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     } else if (a === "--env-file" && i + 1 < args.length) envFile = args[++i];
+    else if (a.startsWith("--env-file=")) envFile = a.slice("--env-file=".length);
     else if (a.startsWith("@") && user === null) user = a;
     else {
       console.error(`tibet-nc trust: unexpected argument "${a}"\n${USAGE}`);

@@ -41,7 +41,7 @@ interface Tracker {
   snapPath: string;
   pending: WeakMap<object, Op[]>;
   upgradeTx: object | null;
-  store: DurableStore;
+  cipher: Cipher | null;
 }
 
 /** A durable IndexedDB factory and how to close it. */
@@ -89,17 +89,12 @@ function commit(tracker: Tracker, tx: object, version?: number): void {
     tracker.journal.append(serialize(rec));
     applyRecord(tracker.image, rec);
     if (tracker.journal.size() > COMPACT_BYTES) {
-      writeSnapshot(tracker.snapPath, serialize(tracker.image), cipherOf(tracker));
+      writeSnapshot(tracker.snapPath, serialize(tracker.image), tracker.cipher);
       tracker.journal.reset();
     }
   } catch (e) {
     onWriteError(e);
   }
-}
-
-const ciphers = new WeakMap<DurableStore, Cipher | null>();
-function cipherOf(t: Tracker): Cipher | null {
-  return ciphers.get(t.store) ?? null;
 }
 
 function watch(tracker: Tracker, tx: IDBTransaction, version?: number): void {
@@ -299,7 +294,6 @@ export async function openDurableStore(
       lock.close();
     },
   };
-  ciphers.set(store, cipher);
 
   const names = new Set<string>();
   for (const e of Deno.readDirSync(dir)) {
@@ -325,7 +319,7 @@ export async function openDurableStore(
       snapPath: `${base}.snap`,
       pending: new WeakMap(),
       upgradeTx: null,
-      store,
+      cipher,
     });
   }
   syncDir(dir);
@@ -340,7 +334,7 @@ export async function openDurableStore(
         snapPath: `${base}.snap`,
         pending: new WeakMap(),
         upgradeTx: null,
-        store,
+        cipher,
       };
       trackers.set(name, t);
       syncDir(dir);
