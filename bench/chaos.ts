@@ -291,7 +291,7 @@ export async function agentKillScenario(
         });
         probes.push(retry);
       }
-      assert.match(body, new RegExp(`probe-${cycle}`), `probe ${cycle} answered`);
+      assert.match(body, new RegExp(`probe-${cycle}`), `probe ${cycle} answered with: ${body}`);
       const wait = rand() * maxDelay;
       await delay(wait);
       await agent.kill("SIGKILL");

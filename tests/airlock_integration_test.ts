@@ -199,6 +199,22 @@ Deno.test(
       );
 
       await t.step(
+        "an identity changed while the agent was down is refused after its restart",
+        async () => {
+          // No sync token survives a restart, so only a fresh key query can tell.
+          await w.restartAgent("SIGTERM", () => operator.resetIdentity());
+          const id = await operator.send(room, "$ canary");
+          const reply = await operator.waitForReply(room, id);
+          assert.match(reply.getContent().body, /refused \(deny\.identity\)/);
+          assert.equal(await exists(marker), false, "ran after an identity change while down");
+          const trust = await runMain(["trust", w.operatorUser.userId], { env: w.env });
+          assert.equal(trust.code, 0, trust.stderr);
+          const after = await operator.send(room, "$ echo trusted-after-restart");
+          assert.match(await operator.waitForFinal(room, after), /trusted-after-restart/);
+        },
+      );
+
+      await t.step(
         "TIBET_NC_ALLOW_UNSIGNED_DEVICES=yes lets an unsigned device through (weaker)",
         async () => {
           w.env.TIBET_NC_ALLOW_UNSIGNED_DEVICES = "yes";

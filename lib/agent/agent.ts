@@ -24,12 +24,12 @@ import { bindDevice, connect, ensureCrossSigning, whoami } from "../matrix/clien
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
 import { openSeenEvents } from "../airlock/replay.ts";
-import { fetchMasterKey, readApprovals, writeApprovals } from "../airlock/trust.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
 import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
 import { emitting, openBrainQueue } from "../audit/brain.ts";
 import type { Executor } from "./executor.ts";
 import { createHandler } from "./handler.ts";
+import { createTrustRecheck, senderRefusal, TRUST_FAILURES } from "./sender_trust.ts";
 import type { CommandHandler, Replier } from "./reply_parts.ts";
 
 /** A running agent. */
@@ -53,13 +53,6 @@ export interface AgentOptions {
   execAs: string;
   verbose: boolean;
 }
-
-/** Decryption failures that mean "this device is not trusted", not "no key yet". */
-const TRUST_FAILURES: Record<string, string> = {
-  UNSIGNED_SENDER_DEVICE: "your device is not cross-signed by you; verify it from another session",
-  SENDER_IDENTITY_PREVIOUSLY_VERIFIED: "your cryptographic identity changed since it was verified",
-  UNKNOWN_SENDER_DEVICE: "your device is unknown to this agent",
-};
 
 /**
  * Opens the crypto store and the audit log in the state dir (the monitor made
@@ -152,38 +145,34 @@ export async function startAgent(
     },
   });
 
-  /**
-   * Device trust, part two: an allowed operator whose identity (master key)
-   * changed since it was pinned is refused until `tibet-nc trust` approves the
-   * new key; then it is pinned here.
-   */
-  const identityRefusal = async (sender: string) => {
-    if (!config.allowedUsers.includes(sender)) return undefined;
-    const crypto = client.getCrypto()!;
-    if (!(await crypto.getUserVerificationStatus(sender)).needsUserApproval) return undefined;
-    const approved = readApprovals(config.stateDir)[sender];
-    if (
-      approved && approved === await fetchMasterKey(config.homeserver, config.accessToken, sender)
-    ) {
-      await crypto.pinCurrentUserIdentity(sender);
-      const rest = readApprovals(config.stateDir);
-      delete rest[sender];
-      writeApprovals(config.stateDir, rest);
-      log(`pinned the new identity of ${sender}, approved with tibet-nc trust`);
-      return undefined;
-    }
-    return {
-      rule: "deny.identity",
-      reason:
-        `the cryptographic identity of ${sender} changed; an administrator must approve it on the host with \`tibet-nc trust ${sender}\``,
-    };
-  };
-
   const track = (task: Promise<void>, id: string) => {
     const t = task.catch((e) => log(`error handling ${id}: ${(e as Error).stack ?? e}`));
     running.add(t);
     t.finally(() => running.delete(t));
   };
+
+  // Refuses an allowed operator's command that failed the device trust check for good.
+  const refuseUntrusted = (event: MatrixEvent) => {
+    const id = event.getId()!;
+    const roomId = event.getRoomId()!;
+    const sender = event.getSender() ?? "";
+    if (handled.has(id)) return;
+    markHandled(id);
+    log(`cannot accept ${id} from ${sender}: ${event.decryptionFailureReason}`);
+    const why = TRUST_FAILURES[String(event.decryptionFailureReason)] ??
+      "your device is not trusted";
+    const refusal = { rule: "deny.device", reason: why };
+    const cmd = {
+      text: "(undecryptable)",
+      sender,
+      roomId,
+      eventId: id,
+      originTs: event.getTs(),
+      refusal,
+    };
+    track(handler(cmd, replier(roomId, id)), id);
+  };
+  const recheck = createTrustRecheck(client, refuseUntrusted);
 
   const onEvent = (event: MatrixEvent) => {
     const id = event.getId();
@@ -191,26 +180,17 @@ export async function startAgent(
     if (!id || !roomId || handled.has(id) || event.isBeingDecrypted()) return;
     if (event.isDecryptionFailure()) {
       const sender = event.getSender() ?? "";
-      const why = TRUST_FAILURES[String(event.decryptionFailureReason)];
       // Only trust failures are final; a missing key may still arrive (then the
       // SDK decrypts again and we get another call).
-      if (!why) return;
-      markHandled(id);
-      log(`cannot accept ${id} from ${sender}: ${event.decryptionFailureReason}`);
-      if (config.allowedUsers.includes(sender)) {
-        const refusal = { rule: "deny.device", reason: why };
-        const cmd = {
-          text: "(undecryptable)",
-          sender,
-          roomId,
-          eventId: id,
-          originTs: event.getTs(),
-          refusal,
-        };
-        track(handler(cmd, replier(roomId, id)), id);
+      if (!TRUST_FAILURES[String(event.decryptionFailureReason)]) return;
+      if (config.allowedUsers.includes(sender)) recheck.failed(event);
+      else {
+        markHandled(id);
+        log(`cannot accept ${id} from ${sender}: ${event.decryptionFailureReason}`);
       }
       return;
     }
+    recheck.settled(id);
     if (event.getWireType() === "m.room.encrypted" && !event.getClearContent()) return;
     markHandled(id);
     const c = classify(
@@ -229,8 +209,13 @@ export async function startAgent(
     const sender = event.getSender()!;
     const originTs = event.getTs();
     const reply = replier(roomId, id);
+    const pinned = (user: string) =>
+      log(`pinned the new identity of ${user}, approved with tibet-nc trust`);
+    const judged = config.allowedUsers.includes(sender)
+      ? senderRefusal(client, config, event, pinned)
+      : Promise.resolve(undefined);
     track(
-      identityRefusal(sender).then((refusal) =>
+      judged.then((refusal) =>
         handler({ text: c.text, sender, roomId, eventId: id, originTs, refusal }, reply)
       ),
       id,
@@ -289,6 +274,7 @@ export async function startAgent(
     deviceId: who.deviceId,
     async stop() {
       stopping = true;
+      recheck.stop();
       client.stopClient();
       await Promise.allSettled([...running]);
       await audit.close();

@@ -1,6 +1,6 @@
 /**
  * One command from the Matrix side to its reply, through the L4 Airlock:
- * 1 sender allowlist, 2 device trust (enforced at decryption, see client.ts),
+ * 1 sender allowlist, 2 device trust (judged in sender_trust.ts, refusal passed in),
  * 3 freshness and replay, 4 command policy, 5 chain advance (the audit record is
  * on disk before anything runs); then the run, streamed, and the final reply
  * with the provenance line.
@@ -83,13 +83,16 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
         `${cmd.sender} is not in TIBET_NC_ALLOWED_USERS`,
       );
     }
-    // 3. Freshness and replay (2, device trust, was enforced when decrypting).
+    // 2. Device trust: judged when decrypting and again with fresh keys (sender_trust.ts).
+    // 3. Freshness and replay.
     if (deps.seen.has(cmd.eventId)) return;
     const age = Date.now() - cmd.originTs;
-    if (Math.abs(age) > config.timebox * 1000) {
-      // Sent before this agent started: history from the first sync, never run or answered.
-      if (cmd.originTs < startedAt) return;
-      if (!deps.seen.claim(cmd.eventId, cmd.originTs)) return;
+    const stale = Math.abs(age) > config.timebox * 1000;
+    // Sent before this agent started: history from the first sync, never run or answered.
+    if (stale && cmd.originTs < startedAt) return;
+    if (!deps.seen.claim(cmd.eventId, cmd.originTs)) return;
+    if (cmd.refusal) return await refuse(cmd, reply, cmd.refusal.rule, cmd.refusal.reason);
+    if (stale) {
       const secs = Math.round(age / 1000);
       return await refuse(
         cmd,
@@ -98,8 +101,6 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
         `expired: the command is ${secs} s old (TIBET_NC_TIMEBOX is ${config.timebox} s); not run`,
       );
     }
-    if (!deps.seen.claim(cmd.eventId, cmd.originTs)) return;
-    if (cmd.refusal) return await refuse(cmd, reply, cmd.refusal.rule, cmd.refusal.reason);
 
     const words = cmd.text.trim().split(/\s+/);
     if (isBuiltin(words)) {

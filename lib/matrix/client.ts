@@ -11,6 +11,7 @@ import {
   AllDevicesIsolationMode,
   OnlySignedDevicesIsolationMode,
 } from "matrix-js-sdk/lib/crypto-api/index.js";
+import type { CryptoBackend } from "matrix-js-sdk/lib/common-crypto/CryptoBackend.js";
 import * as fakeIdb from "fake-indexeddb";
 import type { Config } from "../config/config.ts";
 import type { DurableStore } from "../store/durable_idb.ts";
@@ -118,6 +119,9 @@ export async function connect(
       ? new AllDevicesIsolationMode(true) // still refuse identity changes of verified users
       : new OnlySignedDevicesIsolationMode(),
   );
+  // No sync token is kept, so the first sync cannot say whose devices or
+  // identities changed while the agent was down: query them all again.
+  await (client.getCrypto() as unknown as CryptoBackend).markAllTrackedUsersAsDirty();
   return client;
 }
 

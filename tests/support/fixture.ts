@@ -59,7 +59,7 @@ export interface World {
   stateDir: string;
   binDir: string;
   /** Restarts the agent process with the same environment. */
-  restartAgent(signal?: Deno.Signal): Promise<AgentProcess>;
+  restartAgent(signal?: Deno.Signal, whileDown?: () => Promise<void>): Promise<AgentProcess>;
   close(): Promise<void>;
 }
 
@@ -111,8 +111,9 @@ export async function startWorld(
       env,
       stateDir,
       binDir,
-      async restartAgent(signal: Deno.Signal = "SIGKILL") {
+      async restartAgent(signal: Deno.Signal = "SIGKILL", whileDown?: () => Promise<void>) {
         await agent.kill(signal);
+        await whileDown?.();
         agent = await startAgentProcess(env);
         await agent.waitFor(/^ready:/);
         return agent;
