@@ -61,6 +61,16 @@ Deno.test(
               false,
               "strangers get no reply",
             );
+            // A flood is recorded up to TIBET_NC_RATE_LIMIT (30) a minute, then once more.
+            const flood = [];
+            for (let i = 0; i < 35; i++) flood.push(await stranger.send(room, `$ canary ${i}`));
+            await w.agent.waitFor(/deny\.sender\.flood/);
+            await sleep(1500);
+            const refusals = (await Deno.readTextFile(`${w.stateDir}/audit.jsonl`)).split("\n")
+              .filter((l) => l.includes(`"actor":"${strangerUser.userId}"`));
+            assert.equal(refusals.length, 31, "30 recorded refusals and one flood record");
+            assert.equal(refusals.filter((l) => l.includes("deny.sender.flood")).length, 1);
+            assert.equal(await exists(marker), false, "a flooding stranger's command ran");
           } finally {
             stranger.stop();
           }

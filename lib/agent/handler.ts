@@ -47,6 +47,8 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
   const { config, audit, log } = deps;
   const jobs = createJobs();
   const limiter = rateLimiter(config.rateLimit);
+  const strangers = rateLimiter(config.rateLimit);
+  let strangerFlood = false;
   const counters = { commands: 0, refused: 0 };
   const startedAt = Date.now();
   const execAs = deps.execAs;
@@ -75,6 +77,18 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
   return async (cmd, reply) => {
     // 1. Sender allowlist. Strangers get no answer: nothing about the host leaks.
     if (!config.allowedUsers.includes(cmd.sender)) {
+      // One budget for all strangers, so no number of accounts can flood the audit log.
+      if (!strangers.take("*")) {
+        if (strangerFlood) return;
+        strangerFlood = true;
+        return await refuse(
+          cmd,
+          null,
+          "deny.sender.flood",
+          `more than ${config.rateLimit} messages in a minute from users not in TIBET_NC_ALLOWED_USERS; further ones are dropped unrecorded until the rate falls`,
+        );
+      }
+      strangerFlood = false;
       if (!deps.seen.claim(cmd.eventId, cmd.originTs)) return;
       return await refuse(
         cmd,
