@@ -173,6 +173,8 @@ export async function startAgent(
     track(handler(cmd, replier(roomId, id)), id);
   };
   const recheck = createTrustRecheck(client, refuseUntrusted);
+  const pinned = (user: string) =>
+    log(`pinned the new identity of ${user}, approved with tibet-nc trust`);
 
   const onEvent = (event: MatrixEvent) => {
     const id = event.getId();
@@ -209,17 +211,8 @@ export async function startAgent(
     const sender = event.getSender()!;
     const originTs = event.getTs();
     const reply = replier(roomId, id);
-    const pinned = (user: string) =>
-      log(`pinned the new identity of ${user}, approved with tibet-nc trust`);
-    const judged = config.allowedUsers.includes(sender)
-      ? senderRefusal(client, config, event, pinned)
-      : Promise.resolve(undefined);
-    track(
-      judged.then((refusal) =>
-        handler({ text: c.text, sender, roomId, eventId: id, originTs, refusal }, reply)
-      ),
-      id,
-    );
+    const judge = () => senderRefusal(client, config, event, pinned);
+    track(handler({ text: c.text, sender, roomId, eventId: id, originTs, judge }, reply), id);
   };
 
   client.on(RoomEvent.Timeline, (event: MatrixEvent, _room, toStart?: boolean) => {

@@ -105,7 +105,8 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     // Sent before this agent started: history from the first sync, never run or answered.
     if (stale && cmd.originTs < startedAt) return;
     if (!deps.seen.claim(cmd.eventId, cmd.originTs)) return;
-    if (cmd.refusal) return await refuse(cmd, reply, cmd.refusal.rule, cmd.refusal.reason);
+    const refusal = cmd.refusal ?? await cmd.judge?.();
+    if (refusal) return await refuse(cmd, reply, refusal.rule, refusal.reason);
     if (stale) {
       const secs = Math.round(age / 1000);
       return await refuse(

@@ -28,6 +28,11 @@ export interface IncomingCommand {
   originTs: number;
   /** Set when the Matrix side already knows the command must be refused (untrusted device). */
   refusal?: { rule: string; reason: string };
+  /**
+   * Judges the sender's trust with fresh keys; called only for a command that
+   * is new and not history, since it may wait for a key query.
+   */
+  judge?: () => Promise<{ rule: string; reason: string } | undefined>;
 }
 
 /** Handles one incoming command, replying through `reply`. */
