@@ -3,6 +3,8 @@ import { createClient } from "matrix-js-sdk";
 import * as fakeIdb from "fake-indexeddb";
 import { type DurableStore, openDurableStore } from "../lib/store/durable_idb.ts";
 import { storeCipher } from "../lib/store/store_key.ts";
+import { readRecords } from "../lib/store/record_file.ts";
+import { flushingFetch } from "../lib/matrix/client.ts";
 import { quietLogger, quietSdkGlobalLogger } from "../lib/matrix/logger.ts";
 
 const fail = (e: unknown): never => {
@@ -107,6 +109,7 @@ Deno.test("a torn journal tail is dropped and the committed prefix kept", async 
     const tx = db.transaction("kv", "readwrite");
     tx.objectStore("kv").put({ id: i });
     await txDone(tx);
+    store.flush();
   }
   db.close();
   store.close();
@@ -121,10 +124,10 @@ Deno.test("a torn journal tail is dropped and the committed prefix kept", async 
   store.close();
 });
 
-Deno.test("SIGKILL during writes never leaves the store unreadable or loses a committed write", async () => {
+Deno.test("SIGKILL at any moment keeps every flushed step and never half a step", async () => {
   const dir = await Deno.makeTempDir();
   const writer = new URL("./support/idb_writer.ts", import.meta.url).pathname;
-  let lastCommitted = -1;
+  let lastFlushed = -1;
   for (let cycle = 0; cycle < 8; cycle++) {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", writer, dir, "secret"],
@@ -140,12 +143,14 @@ Deno.test("SIGKILL during writes never leaves the store unreadable or loses a co
       const { value, done: end } = await reader.read();
       if (end) break;
       buf += dec.decode(value);
-      for (const m of buf.matchAll(/committed (\d+)\n/g)) {
-        lastCommitted = Math.max(lastCommitted, Number(m[1]));
+      for (const m of buf.matchAll(/flushed (\d+)\n/g)) {
+        lastFlushed = Math.max(lastFlushed, Number(m[1]));
         seenThisCycle++;
       }
       buf = buf.slice(buf.lastIndexOf("\n") + 1);
     }
+    // Sometimes right away, sometimes in the middle of the next step.
+    await new Promise((r) => setTimeout(r, Math.random() * 5));
     child.kill("SIGKILL");
     await child.status;
     reader.releaseLock();
@@ -154,15 +159,64 @@ Deno.test("SIGKILL during writes never leaves the store unreadable or loses a co
     const store = await openDurableStore(dir, storeCipher(dir, "secret"), fail);
     const req = store.factory.open("crash-test", 1);
     const db = await done(req);
-    const keys = await done(db.transaction("items").objectStore("items").getAllKeys()) as number[];
+    const keys = await done(db.transaction("items").objectStore("items").getAllKeys()) as string[];
     db.close();
     store.close();
+    const as = keys.filter((k) => k.startsWith("a-")).map((k) => k.slice(2));
+    const bs = keys.filter((k) => k.startsWith("b-")).map((k) => k.slice(2));
+    assert.deepEqual(as, bs, `cycle ${cycle}: every step is whole (a without b means a torn step)`);
     assert.ok(
-      keys.length >= lastCommitted + 1,
-      `cycle ${cycle}: committed ${lastCommitted} but store has ${keys.length}`,
+      as.length >= lastFlushed + 1,
+      `cycle ${cycle}: flushed ${lastFlushed}, store has ${as.length}`,
     );
-    assert.deepEqual(keys, keys.map((_, i) => i), `cycle ${cycle}: keys are contiguous`);
+    assert.deepEqual(as.map(Number), as.map((_, i) => i), `cycle ${cycle}: steps are contiguous`);
   }
+});
+
+Deno.test("nothing reaches the disk before a flush; a flush writes it all as one frame", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = await openDurableStore(dir, null, fail);
+  const db = await openDb(store);
+  store.flush();
+  const journal = `${dir}/db.journal`;
+  const before = await Deno.readFile(journal);
+  const framesBefore = readRecords(journal, null).records.length;
+  for (let i = 0; i < 3; i++) {
+    const tx = db.transaction("kv", "readwrite");
+    tx.objectStore("kv").put({ id: i });
+    await txDone(tx);
+  }
+  assert.deepEqual(await Deno.readFile(journal), before, "committed but unflushed: not on disk");
+  store.flush();
+  assert.equal(readRecords(journal, null).records.length - framesBefore, 1, "one frame");
+  db.close();
+  store.close();
+});
+
+Deno.test("the Matrix client's fetch makes the store durable before the request leaves", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = await openDurableStore(dir, null, fail);
+  const db = await openDb(store);
+  store.flush();
+  const tx = db.transaction("kv", "readwrite");
+  tx.objectStore("kv").put({ id: "sent-with-the-request" });
+  await txDone(tx);
+  const journal = `${dir}/db.journal`;
+  const size = (await Deno.stat(journal)).size;
+  let sizeWhenServed = -1;
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () => {
+    sizeWhenServed = Deno.statSync(journal).size;
+    return new Response("ok");
+  });
+  try {
+    const res = await flushingFetch(store)(`http://127.0.0.1:${server.addr.port}/`);
+    await res.text();
+  } finally {
+    await server.shutdown();
+  }
+  assert.ok(sizeWhenServed > size, "the transaction was on disk when the server saw the request");
+  db.close();
+  store.close();
 });
 
 Deno.test("the passphrase is checked and the store holds no plaintext", async () => {

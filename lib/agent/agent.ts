@@ -20,7 +20,7 @@ import type { Config } from "../config/config.ts";
 import { classify } from "../matrix/events.ts";
 import { editContent, replyContent } from "../matrix/reply.ts";
 import { withRetry } from "../matrix/retry.ts";
-import { bindDevice, connect, ensureCrossSigning, whoami } from "../matrix/client.ts";
+import { bindDevice, connect, ensureCrossSigning, syncFilter, whoami } from "../matrix/client.ts";
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
 import { openSeenEvents } from "../airlock/replay.ts";
@@ -249,7 +249,11 @@ export async function startAgent(
       120_000,
     );
   });
-  await client.startClient({ initialSyncLimit: 20, lazyLoadMembers: true });
+  await client.startClient({
+    initialSyncLimit: 20,
+    lazyLoadMembers: true,
+    filter: syncFilter(who.userId),
+  });
   try {
     await ready;
   } finally {

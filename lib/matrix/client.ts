@@ -5,7 +5,7 @@
  * @module
  */
 
-import { createClient, type MatrixClient } from "matrix-js-sdk";
+import { createClient, Filter, type MatrixClient } from "matrix-js-sdk";
 import type { Logger } from "matrix-js-sdk/lib/logger.js";
 import {
   AllDevicesIsolationMode,
@@ -91,9 +91,41 @@ export async function startCrypto(
     userId: who.userId,
     deviceId: who.deviceId,
     logger,
+    fetchFn: flushingFetch(store),
   });
   await client.initRustCrypto();
   return client;
+}
+
+/**
+ * `fetch`, after making the crypto store durable: whatever the homeserver learns
+ * from a request (a one-time key, a to-device ack, a ciphertext) is then backed by
+ * the store on disk, and a crash before it loses only what nobody saw.
+ */
+export function flushingFetch(store: DurableStore): typeof fetch {
+  return (input, init) => {
+    store.flush();
+    return fetch(input, init);
+  };
+}
+
+/**
+ * The sync filter of one agent process: lazy-loaded members and a marker unique to
+ * this start. Synapse caches /sync answers for two minutes by default, keyed on
+ * the user, device, since token and filter, and the agent keeps no sync token: a
+ * restart within those minutes was handed the previous process's first answers,
+ * with their old one-time-key count (so the crypto uploaded 50 more keys at every
+ * start, and the homeserver kept handing out keys the agent no longer holds) and
+ * to-device messages already handled. The marker makes every process's requests
+ * its own.
+ */
+export function syncFilter(userId: string): Filter {
+  const filter = new Filter(userId);
+  filter.setDefinition({
+    room: { state: { lazy_load_members: true } },
+    account_data: { not_types: [`org.tibet-nc.start.${crypto.randomUUID()}`] },
+  });
+  return filter;
 }
 
 /**

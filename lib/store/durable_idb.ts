@@ -1,8 +1,17 @@
 /**
- * A durable IndexedDB for Deno: fake-indexeddb as the engine, with every committed
- * read-write transaction appended to a per-database journal and fsync'd before the
- * application sees the transaction complete. At start the snapshot and journal are
- * loaded back and compacted into a new snapshot.
+ * A durable IndexedDB for Deno: fake-indexeddb as the engine, with the committed
+ * read-write transactions of each database kept in memory and written to its
+ * journal as one atomic, fsync'd frame by {@linkcode DurableStore.flush}, which
+ * the Matrix client calls before every request it sends. At start the snapshot
+ * and journal are loaded back and compacted into a new snapshot.
+ *
+ * Why flush at requests and not at every transaction: the rust crypto splits one
+ * step over several transactions (a pre-key message saves its new Olm session at
+ * once, the room key it carried later). Written one by one, a SIGKILL between
+ * them kept the spent session and lost the key, and the operator's room key was
+ * gone for good. Written at requests, a SIGKILL rolls the store back to what the
+ * homeserver last heard from us: the to-device message is not yet acknowledged,
+ * so it comes again and decrypts again.
  *
  * Why our own layer: Deno has no IndexedDB, fake-indexeddb is memory-only, and the
  * rust crypto keeps its Olm/Megolm state there (matrix-js-sdk issue 4769).
@@ -42,6 +51,8 @@ interface Tracker {
   pending: WeakMap<object, Op[]>;
   upgradeTx: object | null;
   cipher: Cipher | null;
+  /** Committed, not yet on disk: written as one frame at the next flush. */
+  unflushed: TxRecord[];
 }
 
 /** A durable IndexedDB factory and how to close it. */
@@ -50,7 +61,13 @@ export interface DurableStore {
   factory: IDBFactory;
   /** Directory holding the `.snap` and `.journal` files. */
   dir: string;
-  /** Closes the journals. The factory must not be used afterwards. */
+  /**
+   * Writes every transaction committed since the last flush, per database as one
+   * frame, and fsyncs it. Call it before anything that depends on them leaves the
+   * process. A write error goes to `onError`, which does not return.
+   */
+  flush(): void;
+  /** Flushes and closes the journals. The factory must not be used afterwards. */
   close(): void;
 }
 
@@ -84,10 +101,17 @@ function commit(tracker: Tracker, tx: object, version?: number): void {
   const ops = tracker.pending.get(tx) ?? [];
   tracker.pending.delete(tx);
   if (ops.length === 0 && version === undefined) return;
-  const rec: TxRecord = version === undefined ? { ops } : { version, ops };
+  tracker.unflushed.push(version === undefined ? { ops } : { version, ops });
+}
+
+/** One frame for all of a database's unflushed transactions: a torn write drops them all. */
+function flushTracker(tracker: Tracker): void {
+  if (tracker.unflushed.length === 0) return;
+  const batch = tracker.unflushed;
+  tracker.unflushed = [];
   try {
-    tracker.journal.append(serialize(rec));
-    applyRecord(tracker.image, rec);
+    tracker.journal.append(serialize(batch));
+    for (const rec of batch) applyRecord(tracker.image, rec);
     if (tracker.journal.size() > COMPACT_BYTES) {
       writeSnapshot(tracker.snapPath, serialize(tracker.image), tracker.cipher);
       tracker.journal.reset();
@@ -95,6 +119,12 @@ function commit(tracker: Tracker, tx: object, version?: number): void {
   } catch (e) {
     onWriteError(e);
   }
+}
+
+/** Applies one journal frame: a batch (an array), or a single record of older journals. */
+function applyFrame(image: DbImage, bytes: Uint8Array): void {
+  const frame = deserialize<TxRecord | TxRecord[]>(bytes);
+  for (const rec of Array.isArray(frame) ? frame : [frame]) applyRecord(image, rec);
 }
 
 function watch(tracker: Tracker, tx: IDBTransaction, version?: number): void {
@@ -288,7 +318,11 @@ export async function openDurableStore(
   const store: DurableStore = {
     factory,
     dir,
+    flush() {
+      for (const t of trackers.values()) flushTracker(t);
+    },
     close() {
+      store.flush();
       for (const t of trackers.values()) t.journal.close();
       trackers.clear();
       lock.close();
@@ -309,7 +343,7 @@ export async function openDurableStore(
       throw new Error(`crypto store snapshot ${base}.snap is corrupt`);
     }
     const journal = readRecords(`${base}.journal`, cipher);
-    for (const r of journal.records) applyRecord(image, deserialize<TxRecord>(r));
+    for (const r of journal.records) applyFrame(image, r);
     await load(factory, image);
     writeSnapshot(`${base}.snap`, serialize(image), cipher);
     const j = openJournal(`${base}.journal`, 0, cipher);
@@ -320,6 +354,7 @@ export async function openDurableStore(
       pending: new WeakMap(),
       upgradeTx: null,
       cipher,
+      unflushed: [],
     });
   }
   syncDir(dir);
@@ -335,6 +370,7 @@ export async function openDurableStore(
         pending: new WeakMap(),
         upgradeTx: null,
         cipher,
+        unflushed: [],
       };
       trackers.set(name, t);
       syncDir(dir);

@@ -1,6 +1,8 @@
 /**
- * Test helper process: writes numbered transactions into a durable store as fast
- * as it can and prints "committed N" after each completes, until killed.
+ * Test helper process: writes numbered steps into a durable store as fast as it
+ * can, each step as two transactions (`a` then `b`, as the rust crypto saves a new
+ * Olm session and then the room key it carried), flushes after each step and
+ * prints "flushed N", until killed.
  * Usage: deno run -A idb_writer.ts DIR [PASSPHRASE]
  * @module
  */
@@ -22,10 +24,19 @@ const count = await new Promise<number>((resolve) => {
   r.onsuccess = () => resolve(r.result);
 });
 const enc = new TextEncoder();
-for (let i = count;; i++) {
+const put = (key: string, i: number) => {
   const tx = db.transaction("items", "readwrite");
   // A large value makes each write take long enough to be cut by SIGKILL.
-  tx.objectStore("items").put({ i, pad: "x".repeat(20_000 + (i % 7) * 1000) }, i);
-  await new Promise((r) => tx.oncomplete = r);
-  Deno.stdout.writeSync(enc.encode(`committed ${i}\n`));
+  tx.objectStore("items").put({ i, pad: "x".repeat(20_000 + (i % 7) * 1000) }, key);
+  return new Promise((r) => tx.oncomplete = r);
+};
+const key = (part: string, i: number) => `${part}-${String(i).padStart(6, "0")}`;
+for (let i = count / 2;; i++) {
+  await put(key("a", i), i);
+  await put(key("b", i), i);
+  // Every third step is left unflushed a little longer, so kills also hit there.
+  if (i % 3 !== 0) {
+    store.flush();
+    Deno.stdout.writeSync(enc.encode(`flushed ${i}\n`));
+  }
 }
