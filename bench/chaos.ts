@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import type { World } from "../tests/support/fixture.ts";
 import { type AgentProcess, startAgentProcess } from "../tests/support/agent_process.ts";
+import { oneTimeKeyCount } from "../tests/support/synapse.ts";
 
 /** The token of one audit record, as far as these scenarios read it. */
 export interface AuditToken {
@@ -194,24 +195,6 @@ async function answered(
   throw new Error(await diagnose(w, agent, eventId, where, failure));
 }
 
-/**
- * How many one-time keys the homeserver holds for the agent's device. A store
- * that forgot keys it had uploaded makes new ones at every start, until the
- * homeserver refuses more (Synapse: 500) and new Olm sessions fail.
- */
-export async function oneTimeKeyCount(w: World): Promise<number> {
-  const r = await fetch(`${w.synapse.url}/_matrix/client/v3/keys/upload`, {
-    method: "POST",
-    headers: {
-      authorization: `Bearer ${w.env.TIBET_NC_ACCESS_TOKEN}`,
-      "content-type": "application/json",
-    },
-    body: "{}",
-  });
-  const body = await r.json() as { one_time_key_counts?: Record<string, number> };
-  return body.one_time_key_counts?.signed_curve25519 ?? 0;
-}
-
 /** What {@linkcode agentKillScenario} saw. */
 export interface AgentKillResult {
   seed: number;
@@ -345,7 +328,7 @@ export async function agentKillScenario(
   assert.deepEqual(replayed, [], "an event id was executed more than once");
   for (const p of probes) assert.equal(counts.get(p), 1, `probe ${p} executed once`);
   assert.deepEqual(errorLines(allLines), [], "the agent logged an unexpected error");
-  const oneTimeKeys = await oneTimeKeyCount(w);
+  const oneTimeKeys = await oneTimeKeyCount(w.synapse.url, w.env.TIBET_NC_ACCESS_TOKEN);
   // The rust crypto keeps at most 50 on the server; forgotten uploads pile up past that.
   assert.ok(oneTimeKeys <= 50, `the homeserver holds ${oneTimeKeys} one-time keys of the agent`);
   const executed = background.filter((id) => counts.has(id)).length;

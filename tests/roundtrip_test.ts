@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { startWorld } from "./support/fixture.ts";
+import { oneTimeKeyCount } from "./support/synapse.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -45,6 +46,22 @@ Deno.test(
         const info = await operator.client.getCrypto()!.getEncryptionInfoForEvent(reply);
         assert.ok(info, "reply carries encryption info");
       });
+
+      await t.step(
+        "restarts neither upload more one-time keys nor join the room again",
+        async () => {
+          const keys = () => oneTimeKeyCount(w.synapse.url, w.agentUser.accessToken);
+          const before = await keys();
+          assert.ok(before > 0 && before <= 50, `${before} one-time keys after the first start`);
+          for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+            await w.restartAgent(signal);
+            const id = await operator.send(room, "$ echo again");
+            await operator.waitForReply(room, id);
+            assert.equal(await keys(), before, `one-time keys after a ${signal} restart`);
+            assert.deepEqual(w.agent.lines.filter((l) => /^joining/.test(l)), []);
+          }
+        },
+      );
 
       await t.step("a `$ echo` sent in an unencrypted room is not executed", async () => {
         const plain = await operator.createRoom([agentId], false);

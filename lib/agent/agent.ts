@@ -10,9 +10,8 @@ import {
   type MatrixClient,
   type MatrixEvent,
   MatrixEventEvent,
+  type Room,
   RoomEvent,
-  type RoomMember,
-  RoomMemberEvent,
   SyncState,
 } from "matrix-js-sdk";
 import type { RoomMessageEventContent } from "matrix-js-sdk/lib/@types/events.js";
@@ -219,19 +218,17 @@ export async function startAgent(
     if (!toStart) onEvent(event);
   });
   client.on(MatrixEventEvent.Decrypted, (event: MatrixEvent) => onEvent(event));
-  client.on(RoomMemberEvent.Membership, (event: MatrixEvent, member: RoomMember) => {
-    if (member.userId !== who.userId || member.membership !== "invite") return;
-    // The first sync after a restart replays old invites of rooms we are in.
-    if (client.getRoom(member.roomId)?.getMyMembership() === "join") return;
-    const inviter = event.getSender() ?? "";
+  // Our own membership of the room as the sync settles it: the invite events in a
+  // joined room's timeline (replayed by every first sync) do not count.
+  client.on(RoomEvent.MyMembership, (room: Room, membership: string) => {
+    if (membership !== "invite") return;
+    const inviter = room.getMember(who.userId)?.events.member?.getSender() ?? "";
     if (config.allowedUsers.includes(inviter)) {
-      log(`joining ${member.roomId} (invited by ${inviter})`);
-      client.joinRoom(member.roomId).catch((e) =>
-        log(`cannot join ${member.roomId}: ${e.message}`)
-      );
+      log(`joining ${room.roomId} (invited by ${inviter})`);
+      client.joinRoom(room.roomId).catch((e) => log(`cannot join ${room.roomId}: ${e.message}`));
     } else {
-      log(`declining invite to ${member.roomId} from ${inviter}: not in TIBET_NC_ALLOWED_USERS`);
-      client.leave(member.roomId).catch(() => {});
+      log(`declining invite to ${room.roomId} from ${inviter}: not in TIBET_NC_ALLOWED_USERS`);
+      client.leave(room.roomId).catch(() => {});
     }
   });
 

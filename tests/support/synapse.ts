@@ -300,3 +300,18 @@ async function registerUser(
     password,
   };
 }
+
+/**
+ * How many signed one-time keys the homeserver holds for the device of
+ * `accessToken`. A client that forgets what it uploaded makes new ones at every
+ * start; the pile grows past what it still holds the private halves of.
+ */
+export async function oneTimeKeyCount(homeserver: string, accessToken: string): Promise<number> {
+  const r = await fetch(`${homeserver}/_matrix/client/v3/keys/upload`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${accessToken}`, "content-type": "application/json" },
+    body: "{}",
+  });
+  const body = await r.json() as { one_time_key_counts?: Record<string, number> };
+  return body.one_time_key_counts?.signed_curve25519 ?? 0;
+}
