@@ -206,8 +206,8 @@ export interface AgentKillResult {
   /** Of those, how many have an execute record (the rest expired or were cut off). */
   executed: number;
   /**
-   * Event ids marked as seen (replay protection) that have no audit record: a
-   * kill hit between the two, so they were neither run nor answered (at most once).
+   * Commands a kill cut off between the replay claim and the audit record: not
+   * run, and answered "not run" by the next run (`nc.command.interrupted`).
    */
   claimedNotRun: number;
   /** Probe commands (one per cycle, after `ready:`) answered. */
@@ -237,8 +237,9 @@ export function prng(seed: number): () => number {
  * operator keeps sending `$ echo` commands. After each restart the agent must
  * reach `ready:` (its crypto store is readable) and answer a new command (E2EE
  * continues); at the end no event id may have more than one execute record
- * (nothing replays), no agent may have logged an unexpected error, and the
- * homeserver must hold no more one-time keys than one upload's worth (none forgotten).
+ * (nothing replays), every claimed command must end with a record (none lost
+ * unanswered), no agent may have logged an unexpected error, and the homeserver
+ * must hold no more one-time keys than one upload's worth (none forgotten).
  */
 export async function agentKillScenario(
   w: World,
@@ -332,10 +333,19 @@ export async function agentKillScenario(
   // The rust crypto keeps at most 50 on the server; forgotten uploads pile up past that.
   assert.ok(oneTimeKeys <= 50, `the homeserver holds ${oneTimeKeys} one-time keys of the agent`);
   const executed = background.filter((id) => counts.has(id)).length;
-  const recorded = new Set((await auditTokens(w.stateDir)).flatMap((t) => t.eraan));
-  const seen = (await Deno.readTextFile(`${w.stateDir}/seen-events`).catch(() => ""))
-    .split("\n").map((l) => l.split(" ")[1]).filter(Boolean);
-  const claimedNotRun = seen.filter((id) => !recorded.has(id)).length;
+  // Every claimed command ends with a record: run, refused, or answered as cut off
+  // by the run after the kill (the last agent answers its predecessors' in the background).
+  const claims = (await Deno.readTextFile(`${w.stateDir}/seen-events`).catch(() => ""))
+    .split("\n").flatMap((l) => l.match(/^\d+ (\S+)/)?.[1] ?? []);
+  let unrecorded: string[] = [];
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await delay(250)) {
+    const recorded = new Set((await auditTokens(w.stateDir)).flatMap((t) => t.eraan));
+    unrecorded = claims.filter((id) => !recorded.has(id));
+    if (unrecorded.length === 0) break;
+  }
+  assert.deepEqual(unrecorded, [], "claimed commands that were never answered");
+  const claimedNotRun = (await auditTokens(w.stateDir))
+    .filter((t) => t.token_type === "nc.command.interrupted").length;
   restartMs.sort((a, b) => a - b);
   return {
     seed,

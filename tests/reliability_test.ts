@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { startWorld } from "./support/fixture.ts";
-import { agentKillScenario, errorLines, homeserverKillScenario } from "../bench/chaos.ts";
+import {
+  agentKillScenario,
+  auditTokens,
+  errorLines,
+  executeCounts,
+  homeserverKillScenario,
+  installGate,
+  waitForExecuteRecord,
+} from "../bench/chaos.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const ENV = { TIBET_NC_RATE_LIMIT: "100000", TIBET_NC_MAX_CONCURRENT: "64" };
@@ -60,6 +68,73 @@ Deno.test(
         log,
       });
       log(`agent kill scenario: ${JSON.stringify(r)}`);
+    } finally {
+      await w.close();
+    }
+  },
+);
+
+Deno.test(
+  "commands a SIGKILL cut off are answered by the next run and never run again",
+  opts,
+  async (t) => {
+    const w = await startWorld(ENV);
+    try {
+      const { operator } = w;
+      const room = await operator.createRoom([w.agentUser.userId]);
+      await operator.waitForJoin(room, w.agentUser.userId);
+
+      await t.step("killed while it ran: answered 'interrupted', not run again", async () => {
+        const gate = await installGate(w, 20);
+        const id = await operator.send(room, `$ ${gate.name}`);
+        await waitForExecuteRecord(w.stateDir, id);
+        await w.restartAgent("SIGKILL", () => gate.open());
+        const body = await operator.waitForFinal(room, id);
+        assert.match(body, /^interrupted: the agent stopped while this command ran/m);
+        assert.doesNotMatch(body, /gate open/, "the output of a second run");
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.equal((await executeCounts(w.stateDir)).get(id), 1, "executed once");
+        const results = (await auditTokens(w.stateDir)).filter((tk) =>
+          tk.token_type === "nc.command.result" && tk.eraan.includes(id)
+        );
+        assert.equal(results.length, 1, "one result record closes the command");
+      });
+
+      await t.step("killed between the replay claim and the audit record: 'not run'", async () => {
+        const word = `claimed-${crypto.randomUUID()}`;
+        let id = "";
+        // What the SIGKILL leaves: the claim on disk, nothing in the audit log.
+        await w.restartAgent("SIGKILL", async () => {
+          id = await operator.send(room, `$ echo ${word}`);
+          await Deno.writeTextFile(
+            `${w.stateDir}/seen-events`,
+            `${Date.now()} ${id} ${room} ${operator.userId}\n`,
+            { append: true },
+          );
+        });
+        const body = await operator.waitForFinal(room, id);
+        assert.match(body, /^not run: the agent restarted before answering this command/m);
+        assert.doesNotMatch(body, new RegExp(`^${word}$`, "m"), "it ran");
+        assert.equal((await executeCounts(w.stateDir)).get(id), undefined, "no execute record");
+        const again = await operator.send(room, "$ echo after");
+        assert.match(await operator.waitForFinal(room, again), /^after$/m);
+        assert.equal(
+          operator.notices(room).filter((n) =>
+            n.getContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id === id
+          ).length,
+          1,
+          "answered once",
+        );
+      });
+
+      await t.step("a further restart answers nothing twice", async () => {
+        const before = operator.notices(room).length;
+        await w.restartAgent("SIGTERM");
+        const id = await operator.send(room, "$ echo quiet");
+        await operator.waitForFinal(room, id);
+        assert.equal(operator.notices(room).length, before + 1, "only the new command's reply");
+        assert.deepEqual(errorLines(w.agent.lines), []);
+      });
     } finally {
       await w.close();
     }

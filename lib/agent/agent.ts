@@ -28,6 +28,7 @@ import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
 import { emitting, openBrainQueue } from "../audit/brain.ts";
 import type { Executor } from "./executor.ts";
 import { createHandler } from "./handler.ts";
+import { answerInterrupted } from "./interrupted.ts";
 import { createTrustRecheck, senderRefusal, TRUST_FAILURES } from "./sender_trust.ts";
 import type { CommandHandler, Replier } from "./reply_parts.ts";
 
@@ -144,8 +145,12 @@ export async function startAgent(
     },
   });
 
+  // A command is done once its handler has sent the final reply; one left
+  // unfinished by a stop is answered by the next run (interrupted.ts).
   const track = (task: Promise<void>, id: string) => {
-    const t = task.catch((e) => log(`error handling ${id}: ${(e as Error).stack ?? e}`));
+    const t = task.then(() => seen.done(id)).catch((e) =>
+      log(`error handling ${id}: ${(e as Error).stack ?? e}`)
+    );
     running.add(t);
     t.finally(() => running.delete(t));
   };
@@ -261,6 +266,16 @@ export async function startAgent(
   log(
     `ready: ${who.userId} device ${who.deviceId}, ${config.allowedUsers.length} allowed operator(s), chain #${head.seq}`,
   );
+  const catchUp = answerInterrupted({
+    seen,
+    audit,
+    allowedUsers: config.allowedUsers,
+    hostname: config.hostname,
+    replier,
+    log,
+  }).then(() => {}, (e) => log(`error answering the previous run's commands: ${e}`));
+  running.add(catchUp);
+  catchUp.finally(() => running.delete(catchUp));
 
   return {
     client,

@@ -104,7 +104,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     const stale = Math.abs(age) > config.timebox * 1000;
     // Sent before this agent started: history from the first sync, never run or answered.
     if (stale && cmd.originTs < startedAt) return;
-    if (!deps.seen.claim(cmd.eventId, cmd.originTs)) return;
+    if (!deps.seen.claim(cmd.eventId, cmd.originTs, cmd)) return;
     const refusal = cmd.refusal ?? await cmd.judge?.();
     if (refusal) return await refuse(cmd, reply, refusal.rule, refusal.reason);
     if (stale) {
