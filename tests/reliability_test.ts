@@ -3,6 +3,7 @@ import { startWorld } from "./support/fixture.ts";
 import {
   agentKillScenario,
   auditTokens,
+  delay,
   errorLines,
   executeCounts,
   homeserverKillScenario,
@@ -98,6 +99,26 @@ Deno.test(
           tk.token_type === "nc.command.result" && tk.eraan.includes(id)
         );
         assert.equal(results.length, 1, "one result record closes the command");
+      });
+
+      await t.step("a running command does not outlive a SIGKILLed agent", async () => {
+        const secs = String(3000 + Math.floor(Math.random() * 5000));
+        const running = async () => {
+          const out = await new Deno.Command("pgrep", {
+            args: ["-f", `/sleep ${secs}$`],
+            stdout: "piped",
+          }).output();
+          return new TextDecoder().decode(out.stdout).trim();
+        };
+        const id = await operator.send(room, `$ sleep ${secs}`);
+        await waitForExecuteRecord(w.stateDir, id);
+        for (let i = 0; i < 50 && await running() === ""; i++) await delay(100);
+        assert.notEqual(await running(), "", "the command started");
+        await w.agent.kill("SIGKILL");
+        for (let i = 0; i < 50 && await running() !== ""; i++) await delay(100);
+        assert.equal(await running(), "", "the command still runs after the agent died");
+        await w.restartAgent("SIGKILL");
+        assert.match(await operator.waitForFinal(room, id), /^interrupted:/m);
       });
 
       await t.step("killed between the replay claim and the audit record: 'not run'", async () => {

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { ptyInvocation, splitSessionMarker } from "./pty_helper.ts";
+import { ptyInvocation, SCRIPT_PATH, splitSessionMarker } from "./pty_helper.ts";
 
 /** SIGTERM-to-SIGKILL grace period. */
 export const KILL_GRACE_MS = 2000;
@@ -99,10 +99,17 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
   // can switch users) survive setuid() between non-root users and execve(): a
   // command could become root again. setpriv drops them; it needs no privilege.
   const dropCaps = req.uid !== undefined;
-  const command = dropCaps ? SETPRIV_PATH : inv.command;
-  const args = dropCaps
-    ? ["--inh-caps=-all", "--ambient-caps=-all", "--", inv.command, ...inv.args]
-    : inv.args;
+  // --pdeathsig: if the agent dies (SIGKILL, OOM) the PTY helper dies with it and
+  // the command gets SIGHUP from its closed terminal; under the unit systemd
+  // would kill it anyway, but not under `deno task start` or a plain shell.
+  const command = SETPRIV_PATH;
+  const args = [
+    ...(dropCaps ? ["--inh-caps=-all", "--ambient-caps=-all"] : []),
+    "--pdeathsig=KILL",
+    "--",
+    inv.command,
+    ...inv.args,
+  ];
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(command, {
@@ -228,7 +235,10 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
   };
 }
 
-/** util-linux setpriv(1), which starts the PTY helper without inheritable capabilities. */
+/**
+ * util-linux setpriv(1), which starts the PTY helper without inheritable
+ * capabilities and with a parent-death signal.
+ */
 export const SETPRIV_PATH = "/usr/bin/setpriv";
 
 /** The kill(1) of util-linux/procps, used where Deno.kill is not permitted. */
@@ -313,4 +323,22 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Throws, naming the program and its package, when a helper every command needs
+ * is missing: better one clear line at start than a failure per command.
+ */
+export function checkHelpers(helpers: string[] = [SETPRIV_PATH, SCRIPT_PATH]): void {
+  for (const path of helpers) {
+    let info: Deno.FileInfo | null = null;
+    try {
+      info = Deno.statSync(path);
+    } catch { /* reported below */ }
+    if (!info?.isFile || !((info.mode ?? 0) & 0o111)) {
+      throw new Error(
+        `${path} is missing or not executable: commands run through it (install util-linux)`,
+      );
+    }
+  }
 }

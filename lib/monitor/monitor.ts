@@ -14,7 +14,7 @@ import { loadPolicy, type Policy } from "../airlock/policy.ts";
 import { childEnv } from "../exec/child_env.ts";
 import { type ExecIdentity, execIdentity } from "../exec/exec_user.ts";
 import { createOutputBuffer, type OutputBuffer } from "../exec/output.ts";
-import { runCommand, type RunHandle } from "../exec/run.ts";
+import { checkHelpers, runCommand, type RunHandle } from "../exec/run.ts";
 import type { ToAgent, ToMonitor } from "./protocol.ts";
 
 /** Characters of output shown in one message (Matrix events are at most 64 KiB). */
@@ -141,6 +141,7 @@ export async function runMonitor(
   verbose = false,
 ): Promise<number> {
   Deno.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  checkHelpers();
   const exec = await execIdentity(config.execUser, config.execAsSelf);
   if (exec.warning) log(`warning: ${exec.warning}`);
   const policy = await loadPolicy(config.policyFile ?? undefined);
