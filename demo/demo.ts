@@ -74,7 +74,9 @@ async function main(): Promise<number> {
         try {
           const reply = await w.operator.waitForReply(room, id, 60_000);
           const e2ee = reply.getWireType() === "m.room.encrypted" ? "decrypted" : "PLAINTEXT";
-          say(`${reply.getContent().body}\n(${e2ee} reply from ${reply.getSender()})`);
+          // A long command's first reply says "running"; its edits end in the result.
+          const body = await w.operator.waitForFinal(room, id, 600_000);
+          say(`${body}\n(${e2ee} reply from ${reply.getSender()})`);
         } catch (e) {
           say(`no reply: ${(e as Error).message}`);
         }
