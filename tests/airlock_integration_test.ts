@@ -48,6 +48,7 @@ Deno.test(
             assert.notEqual(stranger.client.getRoom(own)?.getMember(agentId)?.membership, "join");
             await operator.client.invite(room, strangerUser.userId);
             await stranger.client.joinRoom(room);
+            await stranger.waitForRoom(room); // its crypto must know the room is encrypted
             await operator.waitForJoin(room, strangerUser.userId);
             const id = await stranger.send(room, "$ canary");
             await w.agent.waitFor(

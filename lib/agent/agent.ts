@@ -147,13 +147,16 @@ export async function startAgent(
 
   // A command is done once its handler has sent the final reply; one left
   // unfinished by a stop is answered by the next run (interrupted.ts).
-  const track = (task: Promise<void>, id: string) => {
-    const t = task.then(() => seen.done(id)).catch((e) =>
-      log(`error handling ${id}: ${(e as Error).stack ?? e}`)
-    );
+  const keep = (t: Promise<void>) => {
     running.add(t);
     t.finally(() => running.delete(t));
   };
+  const track = (task: Promise<void>, id: string) =>
+    keep(
+      task.then(() => seen.done(id)).catch((e) =>
+        log(`error handling ${id}: ${(e as Error).stack ?? e}`)
+      ),
+    );
 
   // Refuses an allowed operator's command that failed the device trust check for good.
   const refuseUntrusted = (event: MatrixEvent) => {
@@ -266,16 +269,16 @@ export async function startAgent(
   log(
     `ready: ${who.userId} device ${who.deviceId}, ${config.allowedUsers.length} allowed operator(s), chain #${head.seq}`,
   );
-  const catchUp = answerInterrupted({
-    seen,
-    audit,
-    allowedUsers: config.allowedUsers,
-    hostname: config.hostname,
-    replier,
-    log,
-  }).then(() => {}, (e) => log(`error answering the previous run's commands: ${e}`));
-  running.add(catchUp);
-  catchUp.finally(() => running.delete(catchUp));
+  keep(
+    answerInterrupted({
+      seen,
+      audit,
+      allowedUsers: config.allowedUsers,
+      hostname: config.hostname,
+      replier,
+      log,
+    }).then(() => {}, (e) => log(`error answering the previous run's commands: ${e}`)),
+  );
 
   return {
     client,

@@ -23,7 +23,8 @@ import type { CommandHandler, IncomingCommand, Replier, ReplyParts } from "./rep
 export const STREAM_AFTER_MS = 2000;
 /** Minimum time between two edits of a running reply (homeserver rate limits). */
 export const EDIT_EVERY_MS = 3000;
-const ERACHTER = "operator diagnostics via Matrix";
+/** The intent (`erachter`) of every record the agent writes for an operator. */
+export const ERACHTER = "operator diagnostics via Matrix";
 
 /** What the handler needs. */
 export interface HandlerDeps {

@@ -9,7 +9,7 @@
 import type { AuditLog, AuditRecord } from "../audit/log.ts";
 import { recordsByEvent } from "../audit/by_event.ts";
 import type { SeenEvents, Unfinished } from "../airlock/replay.ts";
-import { provenance } from "./handler.ts";
+import { ERACHTER, provenance } from "./handler.ts";
 import type { Replier, ReplyParts } from "./reply_parts.ts";
 
 /** At most this many are answered at a start: the newest. */
@@ -61,7 +61,7 @@ export async function interruptedAnswer(
       erin: u.eventId,
       eraan: [u.eventId],
       eromheen: { hostname, room: u.roomId, verdict: "not run", reason: "agent stopped" },
-      erachter: "operator diagnostics via Matrix",
+      erachter: ERACHTER,
     });
     return { ...notRun, tail: provenance(rec) };
   }
@@ -96,7 +96,8 @@ export async function interruptedAnswer(
 export async function answerInterrupted(deps: InterruptedDeps): Promise<number> {
   const all = deps.seen.takeUnfinished();
   const mine = all.filter((u) => deps.allowedUsers.includes(u.sender)).slice(-MAX_INTERRUPTED);
-  for (const u of all) if (!mine.includes(u)) deps.seen.done(u.eventId);
+  const answering = new Set(mine);
+  for (const u of all) if (!answering.has(u)) deps.seen.done(u.eventId);
   if (mine.length === 0) return 0;
   const byEvent = recordsByEvent(deps.audit.path, mine.map((u) => u.eventId));
   let answered = 0;

@@ -5,24 +5,22 @@
  *
  * Each claim also names the room and sender, and a `done` line follows once the
  * command's final reply was sent. A claim without one was cut off by a stop of
- * the agent: the next run finds it in `unfinished()` and tells the operator.
+ * the agent: the next run finds it in `takeUnfinished()` and tells the operator.
  *
  * Lines: `<origin ts> <event id> [<room id> <sender>]` and `done <event id>`.
  * @module
  */
 
-/** A claim from an earlier run whose command never got its final reply. */
-export interface Unfinished {
-  eventId: string;
-  originTs: number;
-  roomId: string;
-  sender: string;
-}
-
 /** Where a claimed event came from. */
 export interface ClaimSource {
   roomId: string;
   sender: string;
+}
+
+/** A claim from an earlier run whose command never got its final reply. */
+export interface Unfinished extends ClaimSource {
+  eventId: string;
+  originTs: number;
 }
 
 /** The set of event ids already acted on. */

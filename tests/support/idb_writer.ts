@@ -1,8 +1,8 @@
 /**
  * Test helper process: writes numbered steps into a durable store as fast as it
  * can, each step as two transactions (`a` then `b`, as the rust crypto saves a new
- * Olm session and then the room key it carried), flushes after each step and
- * prints "flushed N", until killed.
+ * Olm session and then the room key it carried), flushes after two steps of
+ * three and prints "flushed N", until killed.
  * Usage: deno run -A idb_writer.ts DIR [PASSPHRASE]
  * @module
  */
