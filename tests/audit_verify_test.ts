@@ -5,7 +5,12 @@ import type { JsonObject } from "../lib/audit/canonical_json.ts";
 import { type AuditRecord, openAuditLog } from "../lib/audit/log.ts";
 import { buildRecord, formatRecord } from "../lib/audit/record.ts";
 import { loadOrCreateSigningKey, type SigningKey } from "../lib/audit/signing_key.ts";
-import { verifyLog, type VerifyResult } from "../lib/audit/verify.ts";
+import {
+  type LogSource,
+  verifyLog as verifyIn,
+  type VerifyOptions,
+  type VerifyResult,
+} from "../lib/audit/verify.ts";
 
 const N = 12;
 const K = 6; // the "middle" record
@@ -53,6 +58,18 @@ const HEAD = RECORDS[N - 1].l4;
 globalThis.addEventListener("unload", () => Deno.removeSync(DIR, { recursive: true }));
 
 const join = (lines: string[]) => lines.join("\n") + "\n";
+
+/**
+ * Every verdict of this file, reached twice: in this thread, and with the log
+ * split over 3 Workers (about 4 lines each, so links and faults fall on chunk
+ * edges too). The two must agree.
+ */
+async function verifyLog(source: LogSource, opts?: VerifyOptions): Promise<VerifyResult> {
+  const one = await verifyIn(source, opts, { threads: 1 });
+  const split = await verifyIn(source, opts, { threads: 3 });
+  assert.deepEqual(split, one, "the verdict depends on how the log was split over threads");
+  return one;
+}
 
 function assertFailsAt(result: VerifyResult, seq: number, what: string): void {
   assert.equal(result.ok, false, `${what}: not detected`);
@@ -279,6 +296,8 @@ Deno.test("audit CLI: verify exit codes and messages", async () => {
   assert.match(wrongKey.out, /^FAIL at record #1: /);
   assert.equal((await cli(["verify", "--log", path, "--head", HEAD.slice(0, 10)])).code, 0);
   assert.equal((await cli(["verify", "--log", path, "--count", String(N + 1)])).code, 1);
+  const threads = await cli(["verify", "--log", path, "--threads", "3"]);
+  assert.equal(threads.out, ok.out);
 
   const tampered = `${DIR}/tampered.jsonl`;
   await Deno.writeTextFile(tampered, join(LINES.toSpliced(K - 1, 1)));
@@ -324,6 +343,8 @@ Deno.test("audit CLI: show, help and usage errors", async () => {
       ["verify", "--pubkey", "abc"],
       ["verify", "--head", "xyz"],
       ["verify", "--count", "-1"],
+      ["verify", "--threads", "0"],
+      ["verify", "--threads", "two"],
       ["show", "-n", "0"],
       ["show", "--pubkey", KEY.publicKeyHex],
     ]
@@ -332,4 +353,27 @@ Deno.test("audit CLI: show, help and usage errors", async () => {
     assert.equal(r.code, 2, args.join(" "));
     assert.match(r.err, /Usage:/);
   }
+});
+
+Deno.test("audit CLI: without read access to the worker module, verify still checks every record", async () => {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const run = async (log: string) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", `--allow-read=${DIR}`, main, "audit", "verify", "--log", log, "--threads", "3"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = (b: Uint8Array) => new TextDecoder().decode(b).trim();
+    return { code: r.code, out: text(r.stdout), err: text(r.stderr) };
+  };
+  const ok = await run(`${DIR}/audit.jsonl`);
+  assert.deepEqual({ code: ok.code, err: ok.err }, { code: 0, err: "" });
+  assert.equal(ok.out.split("\n")[0], `ok: ${N} records, head ${HEAD}`);
+  const forged = `${DIR}/forged.jsonl`;
+  const records: AuditRecord[] = LINES.map((l) => JSON.parse(l));
+  records[N - 2].token.signature = flipHex(records[N - 2].token.signature);
+  await Deno.writeTextFile(forged, join(records.map(formatRecord)));
+  const bad = await run(forged);
+  assert.equal(bad.code, 1);
+  assert.equal(bad.out, `FAIL at record #${N - 1}: token signature is not valid`);
 });

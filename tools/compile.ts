@@ -54,6 +54,8 @@ async function main(args: string[]): Promise<number> {
         ...flags,
         "--include",
         `${ROOT}lib/agent/worker.ts`,
+        "--include",
+        `${ROOT}lib/audit/verify_worker.ts`,
         "--target",
         target,
         "--output",

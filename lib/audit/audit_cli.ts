@@ -2,7 +2,7 @@
  * `tibet-nc audit`: verify the audit log or show its last records.
  *
  * ```text
- * tibet-nc audit verify [--log FILE] [--pubkey HEX] [--head HEX] [--count N]
+ * tibet-nc audit verify [--log FILE] [--pubkey HEX] [--head HEX] [--count N] [--threads N]
  * tibet-nc audit show [-n N] [--log FILE]
  * ```
  * Exit codes: 0 ok, 1 verification failed or the log is unreadable, 2 usage error.
@@ -17,7 +17,7 @@ import type { TibetToken } from "./token.ts";
 import { verifyLogFile, type VerifyResult } from "./verify.ts";
 
 const USAGE = `Usage:
-  tibet-nc audit verify [--log FILE] [--pubkey HEX] [--head HEX] [--count N]
+  tibet-nc audit verify [--log FILE] [--pubkey HEX] [--head HEX] [--count N] [--threads N]
   tibet-nc audit show [-n N] [--log FILE]
 
 verify  checks every record of the audit log: sequence, L4 hash chain, token
@@ -27,6 +27,8 @@ verify  checks every record of the audit log: sequence, L4 hash chain, token
   --head HEX    an l4 seen earlier, e.g. in the Matrix room (at least 8 hex digits):
                 it must still be in the log, which catches records deleted at the end
   --count N     the log must hold at least N records
+  --threads N   check signatures in N threads (default: one per core, at most 8;
+                logs under 1 MiB in one)
 show    prints the last N records (default 10): seq, time, type, actor, verdict or
         exit code, short l4. It does not verify; run verify for that.
   --log FILE    the audit log (default: $TIBET_NC_STATE_DIR/${AUDIT_LOG_FILE},
@@ -51,6 +53,7 @@ export async function auditCommand(args: string[]): Promise<number> {
         "--pubkey",
         "--head",
         "--count",
+        "--threads",
       ],
     );
     if (sub === "verify") return await verify(opts);
@@ -97,6 +100,10 @@ async function verify(opts: Map<string, string>): Promise<number> {
   if (countText !== undefined && !/^\d+$/.test(countText)) {
     throw new UsageError("--count must be a non-negative integer");
   }
+  const threadsText = opts.get("--threads");
+  if (threadsText !== undefined && !/^[1-9]\d{0,2}$/.test(threadsText)) {
+    throw new UsageError("--threads must be a whole number from 1 to 999");
+  }
   const path = opts.get("--log") ?? defaultLogPath();
   let result: VerifyResult;
   try {
@@ -104,7 +111,7 @@ async function verify(opts: Map<string, string>): Promise<number> {
       pubkeyHex,
       expectHead,
       expectCount: countText === undefined ? undefined : Number(countText),
-    });
+    }, { threads: threadsText === undefined ? undefined : Number(threadsText) });
   } catch (e) {
     console.error(`tibet-nc audit: cannot read audit log ${path}: ${errorMessage(e)}`);
     return 1;

@@ -24,11 +24,11 @@
  * @module
  */
 
-import { canonicalJson, type JsonObject } from "./canonical_json.ts";
+import { canonicalJsonWithout, type JsonObject } from "./canonical_json.ts";
 import { sha256Hex } from "./hash.ts";
 
 /** Genesis value of a chain: hex SHA-256 of `"genesis_tibet_nc_" + chainId`. */
-export function genesisL4(chainId: string): Promise<string> {
+export function genesisL4(chainId: string): string {
   return sha256Hex(`genesis_tibet_nc_${chainId}`);
 }
 
@@ -36,26 +36,26 @@ export function genesisL4(chainId: string): Promise<string> {
  * One step of the original (per-session, command-only) chain:
  * `SHA-256(`${l4}:${SHA-256(command)}:${timestamp}:${sender}`)`, hex.
  */
-export async function originalL4Step(
+export function originalL4Step(
   l4: string,
   command: string,
   timestamp: string,
   sender: string,
-): Promise<string> {
-  return await sha256Hex(`${l4}:${await sha256Hex(command)}:${timestamp}:${sender}`);
+): string {
+  return sha256Hex(`${l4}:${sha256Hex(command)}:${timestamp}:${sender}`);
 }
 
 /** Hex SHA-256 of the canonical JSON of `record` without its `l4` member. */
-export function recordHash(record: JsonObject): Promise<string> {
-  return sha256Hex(canonicalJson({ ...record, l4: undefined }));
+export function recordHash(record: JsonObject): string {
+  return sha256Hex(canonicalJsonWithout(record, "l4"));
 }
 
 /** `l4_n = hex SHA-256(l4_{n-1} + ":" + record_hash_n)`. */
-export function nextL4(l4Prev: string, recordHashHex: string): Promise<string> {
+export function nextL4(l4Prev: string, recordHashHex: string): string {
   return sha256Hex(`${l4Prev}:${recordHashHex}`);
 }
 
 /** The l4 value `record` must carry, computed from its own `l4_prev` and content. */
-export async function recordL4(record: JsonObject & { l4_prev: string }): Promise<string> {
-  return await nextL4(record.l4_prev, await recordHash(record));
+export function recordL4(record: JsonObject & { l4_prev: string }): string {
+  return nextL4(record.l4_prev, recordHash(record));
 }

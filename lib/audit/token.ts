@@ -11,7 +11,9 @@
  * @module
  */
 
-import { fromHex, isHex, sha256, toHex, utf8 } from "./hash.ts";
+import { Buffer } from "node:buffer";
+import { createPublicKey, type KeyObject, verify } from "node:crypto";
+import { fromHex, isHex, sha256, toHex } from "./hash.ts";
 
 /** A signed TIBET token, field names as in the reference implementation. */
 export interface TibetToken {
@@ -78,8 +80,8 @@ export function signingText(token: TokenBody): string {
 }
 
 /** The reference signing digest: SHA-256 of the UTF-8 bytes of {@linkcode signingText}. */
-export function signingDigest(token: TokenBody): Promise<Uint8Array<ArrayBuffer>> {
-  return sha256(utf8(signingText(token)));
+export function signingDigest(token: TokenBody): Uint8Array<ArrayBuffer> {
+  return sha256(signingText(token));
 }
 
 /** Creates a token from `fields` and signs it with `key`. */
@@ -95,7 +97,7 @@ export async function createToken(fields: TokenFields, key: SigningKey): Promise
     erachter: fields.erachter,
     parent_id: fields.parent_id,
   };
-  const digest = await signingDigest(body);
+  const digest = signingDigest(body);
   const signature = await crypto.subtle.sign("Ed25519", key.privateKey, digest);
   return {
     ...body,
@@ -107,13 +109,21 @@ export async function createToken(fields: TokenFields, key: SigningKey): Promise
 }
 
 // Importing a public key costs about as much as a verification; a log has one signer.
-const publicKeys = new Map<string, Promise<CryptoKey>>();
+const publicKeys = new Map<string, KeyObject>();
+// DER SubjectPublicKeyInfo of an Ed25519 key, up to the 32 raw key bytes (RFC 8410).
+const SPKI_ED25519 = fromHex("302a300506032b6570032100");
 
-/** Imports a raw Ed25519 public key given as 64 hex digits (cached). */
-export function importPublicKey(hex: string): Promise<CryptoKey> {
+/**
+ * The `node:crypto` key for a raw Ed25519 public key given as 64 hex digits
+ * (cached). Verification goes through `node:crypto` rather than WebCrypto: it
+ * is synchronous and about twice as fast, which `audit verify` feels per record.
+ * Throws when the bytes are not a usable key.
+ */
+function publicKey(hex: string): KeyObject {
   let key = publicKeys.get(hex);
   if (!key) {
-    key = crypto.subtle.importKey("raw", fromHex(hex), "Ed25519", true, ["verify"]);
+    const der = Buffer.concat([SPKI_ED25519, fromHex(hex)]);
+    key = createPublicKey({ key: der, format: "der", type: "spki" });
     if (publicKeys.size > 64) publicKeys.clear();
     publicKeys.set(hex, key);
   }
@@ -152,20 +162,19 @@ export function tokenShapeError(value: unknown): string | null {
  * Ed25519 signature of that digest by `signer_pubkey`. Who the signer should be
  * is the caller's question.
  */
-export async function verifyToken(token: unknown): Promise<TokenCheck> {
+export function verifyToken(token: unknown): TokenCheck {
   const shape = tokenShapeError(token);
   if (shape) return { ok: false, reason: shape };
   const t = token as TibetToken;
-  const digest = await signingDigest(t);
+  const digest = signingDigest(t);
   if (toHex(digest) !== t.content_hash) {
     return { ok: false, reason: "token content_hash does not match its fields" };
   }
-  let key: CryptoKey;
+  let valid: boolean;
   try {
-    key = await importPublicKey(t.signer_pubkey);
+    valid = verify(null, digest, publicKey(t.signer_pubkey), fromHex(t.signature));
   } catch {
     return { ok: false, reason: "token signer_pubkey is not a usable Ed25519 public key" };
   }
-  const valid = await crypto.subtle.verify("Ed25519", key, fromHex(t.signature), digest);
   return valid ? { ok: true } : { ok: false, reason: "token signature is not valid" };
 }

@@ -8,7 +8,8 @@
  */
 
 import { genesisL4 } from "./chain.ts";
-import { type AuditRecord, checkRecordContent, parseRecord } from "./record.ts";
+import { checkChunk, type ChunkResult, type LinkFields } from "./verify_chunk.ts";
+import type { ChunkRequest } from "./verify_worker.ts";
 
 /** What else the log must match. */
 export interface VerifyOptions {
@@ -48,12 +49,26 @@ export type VerifyResult =
 /** A log to verify: its text, its bytes, or a file path. */
 export type LogSource = string | Uint8Array | { path: string };
 
-const BATCH = 256;
-const NOT_UTF8 = Symbol("not UTF-8");
+/** How {@linkcode verifyLog} spreads the work; the verdict does not depend on it. */
+export interface VerifyTuning {
+  /**
+   * Threads checking records (signatures are most of the work). Default: one
+   * per core, at most 8, and only this thread for logs under 1 MiB, where
+   * starting Workers costs more than it saves.
+   */
+  threads?: number;
+}
+
+const PARALLEL_FROM_BYTES = 1 << 20;
+const MAX_THREADS = 8;
 
 /** Reads and verifies the audit log file at `path`. Throws only when the file cannot be read. */
-export async function verifyLogFile(path: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
-  return await verifyLog(await Deno.readFile(path), opts);
+export async function verifyLogFile(
+  path: string,
+  opts: VerifyOptions = {},
+  tuning: VerifyTuning = {},
+): Promise<VerifyResult> {
+  return await verifyLog(await Deno.readFile(path), opts, tuning);
 }
 
 /**
@@ -63,60 +78,44 @@ export async function verifyLogFile(path: string, opts: VerifyOptions = {}): Pro
 export async function verifyLog(
   source: LogSource,
   opts: VerifyOptions = {},
+  tuning: VerifyTuning = {},
 ): Promise<VerifyResult> {
   checkOptions(opts);
   if (typeof source === "object" && !(source instanceof Uint8Array)) {
-    return await verifyLogFile(source.path, opts);
+    return await verifyLogFile(source.path, opts, tuning);
   }
-  const lines = splitLines(source);
+  const bytes = typeof source === "string" ? new TextEncoder().encode(source) : source;
+  const threads = tuning.threads ??
+    (bytes.length < PARALLEL_FROM_BYTES ? 1 : Math.min(MAX_THREADS, navigator.hardwareConcurrency));
+  const chunks = await checkChunks(splitChunks(bytes, threads));
+
   const ids = new Map<string, number>();
   const idsBySeq: string[] = [];
-  let prev: AuditRecord | null = null;
+  let prev: LinkFields | null = null;
   let signer = opts.pubkeyHex ?? null;
   let headSeen = 0;
-  for (let start = 0; start < lines.length; start += BATCH) {
-    const batch = lines.slice(start, start + BATCH);
-    const pending: Promise<string | null>[] = [];
-    let linkFailure: { seq: number; reason: string } | null = null;
-    for (let i = 0; i < batch.length; i++) {
-      const seq = start + i + 1;
-      const line = batch[i];
-      const fail = (reason: string) => (linkFailure = { seq, reason });
-      if (line === NOT_UTF8) {
-        fail("line is not valid UTF-8 (bytes were changed)");
-        break;
-      }
-      if (seq === lines.length && line.unterminated) {
-        fail("the last line has no newline: it was cut off (interrupted write or truncation)");
-        break;
-      }
-      const parsed = parseRecord(line.text);
-      if (!parsed.ok) {
-        fail(parsed.reason);
-        break;
-      }
-      const record = parsed.value;
-      const genesis = seq === 1 ? await genesisL4(record.chain_id) : "";
+  let seq = 0;
+  for (const chunk of chunks) {
+    const firstSeq = seq + 1;
+    for (const record of chunk.records) {
+      seq++;
+      const genesis = seq === 1 ? genesisL4(record.chain_id) : "";
       const linkError = checkLinks(record, seq, prev, genesis, ids, idsBySeq, signer);
-      if (linkError) {
-        fail(linkError);
-        break;
-      }
+      if (linkError) return { ok: false, firstBadSeq: seq, reason: linkError };
       signer ??= record.token.signer_pubkey;
       ids.set(record.token.id, seq);
       idsBySeq[seq] = record.token.id;
       if (opts.expectHead && record.l4.startsWith(opts.expectHead)) {
         if (opts.expectCount === undefined || opts.expectCount === seq) headSeen ||= seq;
       }
-      pending.push(checkRecordContent(record));
       prev = record;
     }
-    const results = await Promise.all(pending);
-    const bad = results.findIndex((r) => r !== null);
-    if (bad >= 0) return { ok: false, firstBadSeq: start + bad + 1, reason: results[bad]! };
-    if (linkFailure) {
-      const { seq, reason } = linkFailure;
-      return { ok: false, firstBadSeq: seq, reason };
+    if (chunk.failure) {
+      return {
+        ok: false,
+        firstBadSeq: firstSeq + chunk.failure.index,
+        reason: chunk.failure.reason,
+      };
     }
   }
   const count = prev?.seq ?? 0;
@@ -129,6 +128,65 @@ export async function verifyLog(
     chainId: prev?.chain_id ?? null,
     pubkeyHex: signer,
   };
+}
+
+/** Up to `n` runs of whole lines of about equal size, the last one ending the log. */
+function splitChunks(bytes: Uint8Array, n: number): ChunkRequest[] {
+  const chunks: ChunkRequest[] = [];
+  let start = 0;
+  for (let i = 1; i <= n && start < bytes.length; i++) {
+    let end = i === n ? bytes.length : Math.floor((bytes.length * i) / n);
+    if (end < bytes.length) {
+      const nl = bytes.indexOf(0x0a, Math.max(end - 1, start));
+      end = nl < 0 ? bytes.length : nl + 1;
+    }
+    chunks.push({ bytes: bytes.subarray(start, end), isEnd: end === bytes.length });
+    start = end;
+  }
+  return chunks;
+}
+
+const WORKER_URL = new URL("./verify_worker.ts", import.meta.url);
+
+/**
+ * Checks the chunks, each in a Worker when there are several; in this thread
+ * when Workers cannot start (e.g. no read permission for the worker module).
+ */
+async function checkChunks(chunks: ChunkRequest[]): Promise<ChunkResult[]> {
+  const canLoad = WORKER_URL.protocol !== "file:" ||
+    Deno.permissions.querySync({ name: "read", path: WORKER_URL }).state === "granted";
+  if (chunks.length <= 1 || !canLoad) return chunks.map((c) => checkChunk(c.bytes, c.isEnd));
+  try {
+    return await Promise.all(chunks.map(checkInWorker));
+  } catch {
+    // A binary built without the worker module, or a runtime without Workers:
+    // slower, same verdict.
+    return chunks.map((c) => checkChunk(c.bytes, c.isEnd));
+  }
+}
+
+function checkInWorker(chunk: ChunkRequest): Promise<ChunkResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WORKER_URL.href, {
+      type: "module",
+      name: "audit-verify",
+      // Not narrowed with `deno.permissions`: without --unstable-worker-options
+      // that ends the process. It needs none, and reads only the bytes it is sent.
+    });
+    const done = () => worker.terminate();
+    worker.onmessage = (e: MessageEvent<ChunkResult>) => {
+      done();
+      resolve(e.data);
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      done();
+      reject(new Error(e.message));
+    };
+    // A copy, so the caller's bytes stay theirs.
+    const bytes = chunk.bytes.slice();
+    worker.postMessage({ bytes, isEnd: chunk.isEnd }, [bytes.buffer]);
+  });
 }
 
 function checkOptions(opts: VerifyOptions): void {
@@ -146,41 +204,11 @@ function checkOptions(opts: VerifyOptions): void {
   }
 }
 
-interface Line {
-  text: string;
-  unterminated: boolean;
-}
-
-/** Splits a log into lines; a final line without "\n" is marked unterminated. */
-function splitLines(source: string | Uint8Array): (Line | typeof NOT_UTF8)[] {
-  const out: (Line | typeof NOT_UTF8)[] = [];
-  if (typeof source === "string") {
-    const parts = source.split("\n");
-    const last = parts.pop()!;
-    for (const text of parts) out.push({ text, unterminated: false });
-    if (last !== "") out.push({ text: last, unterminated: true });
-    return out;
-  }
-  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  let pos = 0;
-  while (pos < source.length) {
-    const nl = source.indexOf(0x0a, pos);
-    const end = nl < 0 ? source.length : nl;
-    try {
-      out.push({ text: decoder.decode(source.subarray(pos, end)), unterminated: nl < 0 });
-    } catch {
-      out.push(NOT_UTF8);
-    }
-    pos = end + 1;
-  }
-  return out;
-}
-
 /** Checks how record `seq` ties to the records before it; returns the problem or null. */
 function checkLinks(
-  record: AuditRecord,
+  record: LinkFields,
   seq: number,
-  prev: AuditRecord | null,
+  prev: LinkFields | null,
   genesis: string,
   ids: Map<string, number>,
   idsBySeq: string[],
