@@ -55,6 +55,11 @@ export interface HostileCase {
   kind: string;
   /** What the agent must do with it. */
   expect: Expect;
+  /**
+   * What it must do end to end, where that differs: a lone surrogate reaches the
+   * classifier in-process, but through E2EE the agent's crypto cannot parse it.
+   */
+  e2e?: Expect;
   /** Event type (default `m.room.message`). */
   type?: string;
   /** Sent without encryption (a raw `PUT /send`), as a plaintext duplicate. */
@@ -205,9 +210,15 @@ function silent(i: number): HostileCase[] {
     {
       kind: "surrogate:first",
       expect: "ignore",
+      e2e: "refuse",
       content: { msgtype: TEXT, body: `\ud83d$ ${c} ${i}` },
     },
-    { kind: "surrogate:only", expect: "ignore", content: { msgtype: TEXT, body: `\udfff${i}` } },
+    {
+      kind: "surrogate:only",
+      expect: "ignore",
+      e2e: "refuse",
+      content: { msgtype: TEXT, body: `\udfff${i}` },
+    },
     // Deep nesting around a non-command.
     {
       kind: "deep:body",
@@ -339,11 +350,13 @@ function answered(i: number): HostileCase[] {
       content: { msgtype: TEXT, body: `$ echo deep-${i}`, extra: nest(100, i) },
     },
     // Lone surrogates: the receiving rust crypto cannot parse the decrypted JSON
-    // ("unexpected end of hex escape"), so end to end they are dropped; handed to
-    // the classifier directly they are commands that the policy judges.
+    // ("unexpected end of hex escape"), so end to end they are refused as
+    // unreadable; handed to the classifier directly they are commands that the
+    // policy judges.
     {
       kind: "surrogate:arg",
       expect: "maybe",
+      e2e: "refuse",
       content: { msgtype: TEXT, body: `$ echo \ud800-${i}` },
     },
     // Refused: shell syntax, control characters, look-alike names.
@@ -378,6 +391,7 @@ function answered(i: number): HostileCase[] {
     {
       kind: "surrogate:program",
       expect: "maybe",
+      e2e: "refuse",
       content: { msgtype: TEXT, body: `$ ${c}\udc00` },
     },
     {
@@ -428,8 +442,10 @@ function rare(i: number): HostileCase[] {
       content: { msgtype: TEXT, body: `$ ${c} ${"C".repeat(70_000)}` },
     },
     {
+      // Encrypted, Synapse cannot see the depth; the agent's crypto refuses to parse it.
       kind: "deep:too-deep",
       expect: "reject",
+      e2e: "refuse",
       content: { msgtype: TEXT, body: `deep ${i}`, extra: nest(1000, i) },
     },
   ];
@@ -561,12 +577,13 @@ export interface Outcome {
 
 /**
  * Compares what happened to each event (its audit records) with its case's
- * `expect`. `tokens` are the audit log's tokens; a `reject` case that was sent
- * after all must be ignored.
+ * `expect` (its `e2e` when `endToEnd`). `tokens` are the audit log's tokens; a
+ * `reject` case that was sent after all must be ignored.
  */
 export function judgeOutcome(
   sent: Sent[],
   tokens: { token_type: string; eraan: string[] }[],
+  endToEnd: boolean,
 ): Outcome {
   const ran = new Set<string>();
   const refused = new Set<string>();
@@ -581,19 +598,20 @@ export function judgeOutcome(
   const byKind: Outcome["byKind"] = new Map();
   const wrong: string[] = [];
   for (const s of sent) {
+    const expected = (endToEnd ? s.case.e2e : undefined) ?? s.case.expect;
     const k = byKind.get(s.case.kind) ??
-      { expect: s.case.expect, sent: 0, failed: 0, ran: 0, refused: 0 };
+      { expect: expected, sent: 0, failed: 0, ran: 0, refused: 0 };
     byKind.set(s.case.kind, k);
     if (s.eventId === null) {
       k.failed++;
-      if (s.case.expect !== "reject") wrong.push(`${s.case.kind}: not sent: ${s.error}`);
+      if (expected !== "reject") wrong.push(`${s.case.kind}: not sent: ${s.error}`);
       continue;
     }
     k.sent++;
     const r = ran.has(s.eventId), d = refused.has(s.eventId);
     if (r) k.ran++;
     if (d) k.refused++;
-    const expect = s.case.expect === "reject" ? "ignore" : s.case.expect;
+    const expect = expected === "reject" ? "ignore" : expected;
     const ok = expect === "ignore"
       ? !r && !d
       : expect === "run"

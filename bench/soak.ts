@@ -105,7 +105,7 @@ async function hostile(total: number): Promise<string> {
     assert.match(await w.operator.waitForFinal(room, ok, 600_000), /^ok$/m);
     const doneMs = Date.now() - started;
     await new Promise((r) => setTimeout(r, 2000));
-    const outcome = judgeOutcome(sent, await auditTokens(w.stateDir));
+    const outcome = judgeOutcome(sent, await auditTokens(w.stateDir), true);
     assert.equal(exited, false, "the agent process is alive");
     assert.deepEqual(errorLines(w.agent.lines), [], "no unexpected error in the agent's log");
     await assert.rejects(Deno.stat(marker), Deno.errors.NotFound, "the canary ran");

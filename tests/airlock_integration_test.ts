@@ -133,6 +133,23 @@ Deno.test(
         );
       });
 
+      await t.step(
+        "a message the agent's crypto cannot read is refused, recorded, and never runs",
+        async () => {
+          // A lone surrogate: the operator's crypto encrypts it, the agent's cannot
+          // parse the decrypted JSON. Before, this was silence.
+          const id = await operator.send(room, "$ canary \ud800");
+          const reply = await operator.waitForReply(room, id);
+          assert.match(reply.getContent().body, /^refused \(deny\.unreadable\): .*nothing was run/);
+          assert.equal(await exists(marker), false, "an unreadable message ran");
+          const records = (await Deno.readTextFile(`${w.stateDir}/audit.jsonl`)).split("\n")
+            .filter((l) => l.includes(`"${id}"`));
+          assert.equal(records.length, 1, "one audit record for the unreadable message");
+          assert.match(records[0], /"token_type":"nc\.airlock\.deny"/);
+          assert.match(records[0], /\\"rule\\":\\"deny\.unreadable\\"/);
+        },
+      );
+
       await t.step("history delivered after a restart never runs", async () => {
         // Its own canary: a later step widens the timebox, making this event fresh.
         const historyMarker = await addCanary(w, "history-canary");

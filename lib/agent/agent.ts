@@ -32,6 +32,16 @@ import { answerInterrupted } from "./interrupted.ts";
 import { createTrustRecheck, senderRefusal, TRUST_FAILURES } from "./sender_trust.ts";
 import type { CommandHandler, Replier } from "./reply_parts.ts";
 
+/**
+ * The SDK's code for a message it has the key for and still cannot decrypt or
+ * parse: a malformed ciphertext, or a plaintext its JSON parser refuses (a lone
+ * UTF-16 surrogate, which some clients send). Keys that are merely missing have
+ * their own codes and may still arrive.
+ */
+const UNREADABLE = "UNKNOWN_ERROR";
+const UNREADABLE_REASON = "this agent cannot decrypt or read that message (its text may hold " +
+  "characters that are not valid Unicode, such as a lone surrogate); nothing was run; send it again as plain text";
+
 /** A running agent. */
 export interface Agent {
   client: MatrixClient;
@@ -158,17 +168,15 @@ export async function startAgent(
       ),
     );
 
-  // Refuses an allowed operator's command that failed the device trust check for good.
-  const refuseUntrusted = (event: MatrixEvent) => {
+  // Refuses an event that will never decrypt, for good: an untrusted device, or
+  // a message the crypto cannot read.
+  const refuseUndecryptable = (event: MatrixEvent, refusal: { rule: string; reason: string }) => {
     const id = event.getId()!;
     const roomId = event.getRoomId()!;
     const sender = event.getSender() ?? "";
     if (handled.has(id)) return;
     markHandled(id);
     log(`cannot accept ${id} from ${sender}: ${event.decryptionFailureReason}`);
-    const why = TRUST_FAILURES[String(event.decryptionFailureReason)] ??
-      "your device is not trusted";
-    const refusal = { rule: "deny.device", reason: why };
     const cmd = {
       text: "(undecryptable)",
       sender,
@@ -179,6 +187,12 @@ export async function startAgent(
     };
     track(handler(cmd, replier(roomId, id)), id);
   };
+  const refuseUntrusted = (event: MatrixEvent) =>
+    refuseUndecryptable(event, {
+      rule: "deny.device",
+      reason: TRUST_FAILURES[String(event.decryptionFailureReason)] ??
+        "your device is not trusted",
+    });
   const recheck = createTrustRecheck(client, refuseUntrusted);
   const pinned = (user: string) =>
     log(`pinned the new identity of ${user}, approved with tibet-nc trust`);
@@ -189,14 +203,19 @@ export async function startAgent(
     if (!id || !roomId || handled.has(id) || event.isBeingDecrypted()) return;
     if (event.isDecryptionFailure()) {
       const sender = event.getSender() ?? "";
-      // Only trust failures are final; a missing key may still arrive (then the
-      // SDK decrypts again and we get another call).
-      if (!TRUST_FAILURES[String(event.decryptionFailureReason)]) return;
-      if (config.allowedUsers.includes(sender)) recheck.failed(event);
-      else {
+      const code = String(event.decryptionFailureReason);
+      const allowed = config.allowedUsers.includes(sender);
+      if (code === UNREADABLE && allowed) {
+        refuseUndecryptable(event, { rule: "deny.unreadable", reason: UNREADABLE_REASON });
+      } else if (TRUST_FAILURES[code] && allowed) {
+        recheck.failed(event);
+      } else if (TRUST_FAILURES[code] || code === UNREADABLE) {
+        // A stranger's, and final: not answered, like all of theirs.
         markHandled(id);
-        log(`cannot accept ${id} from ${sender}: ${event.decryptionFailureReason}`);
+        log(`cannot accept ${id} from ${sender}: ${code}`);
       }
+      // Any other code is a missing key that may still arrive; the SDK then
+      // decrypts again and we get another call.
       return;
     }
     recheck.settled(id);
