@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { startWorld } from "./support/fixture.ts";
+import { SYNC_PAGE_EVENTS } from "../lib/matrix/client.ts";
 import {
   agentKillScenario,
   auditTokens,
@@ -15,11 +16,15 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 const ENV = { TIBET_NC_RATE_LIMIT: "100000", TIBET_NC_MAX_CONCURRENT: "64" };
 const log = (msg: string) => console.log(msg);
 
+/** Commands sent while the agent is paused: more than two of Synapse's sync pages. */
+const GAP = 25;
+
 Deno.test(
   "Synapse SIGKILLed while a command runs: the agent reconnects, answers once, runs once",
   opts,
   async (t) => {
-    const w = await startWorld(ENV);
+    // Commands sent while the agent is paused must not expire before it answers them.
+    const w = await startWorld({ ...ENV, TIBET_NC_TIMEBOX: "120" });
     try {
       const { operator } = w;
       const agentId = w.agentUser.userId;
@@ -40,6 +45,38 @@ Deno.test(
           log(`outage ${r.outageMs} ms, final reply ${r.replyMs} ms after sending`);
         },
       });
+
+      await t.step(
+        "commands sent while the agent could not sync, past Synapse's default page, are all answered",
+        async () => {
+          // Synapse's default page is 10 events: past it, a sync is "limited" and the
+          // SDK skips the gap, so the earliest commands were never seen.
+          Deno.kill(w.agent.pid, "SIGSTOP");
+          const ids: string[] = [];
+          try {
+            for (let i = 0; i < GAP; i++) ids.push(await operator.send(room, `$ echo gap-${i}`));
+          } finally {
+            Deno.kill(w.agent.pid, "SIGCONT");
+          }
+          for (let i = 0; i < GAP; i++) {
+            assert.match(await operator.waitForFinal(room, ids[i]), new RegExp(`gap-${i}\\b`));
+          }
+        },
+      );
+
+      await t.step(
+        "past the agent's own sync page, the gap is logged, not skipped quietly",
+        async () => {
+          Deno.kill(w.agent.pid, "SIGSTOP");
+          try {
+            // Chat, not commands: the agent ignores them, but they fill the page.
+            for (let i = 0; i < SYNC_PAGE_EVENTS + 10; i++) await operator.send(room, `chat ${i}`);
+          } finally {
+            Deno.kill(w.agent.pid, "SIGCONT");
+          }
+          await w.agent.waitFor(new RegExp(`more than ${SYNC_PAGE_EVENTS} events arrived in`));
+        },
+      );
 
       await t.step("the agent still answers and logged no unexpected error", async () => {
         const id = await operator.send(room, "$ echo still-here");

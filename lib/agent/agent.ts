@@ -19,7 +19,14 @@ import type { Config } from "../config/config.ts";
 import { classify } from "../matrix/events.ts";
 import { editContent, replyContent } from "../matrix/reply.ts";
 import { withRetry } from "../matrix/retry.ts";
-import { bindDevice, connect, ensureCrossSigning, syncFilter, whoami } from "../matrix/client.ts";
+import {
+  bindDevice,
+  connect,
+  ensureCrossSigning,
+  SYNC_PAGE_EVENTS,
+  syncFilter,
+  whoami,
+} from "../matrix/client.ts";
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
 import { openSeenEvents } from "../airlock/replay.ts";
@@ -245,6 +252,14 @@ export async function startAgent(
     if (!toStart) onEvent(event);
   });
   client.on(MatrixEventEvent.Decrypted, (event: MatrixEvent) => onEvent(event));
+  // A sync past SYNC_PAGE_EVENTS skips the gap; say so rather than lose it quietly.
+  client.on(RoomEvent.TimelineReset, (room: Room | undefined) => {
+    if (!room || room.getMyMembership() !== "join") return;
+    log(
+      `warning: more than ${SYNC_PAGE_EVENTS} events arrived in ${room.roomId} at once; ` +
+        `commands among the earlier ones were not seen and are not answered`,
+    );
+  });
   // Our own membership of the room as the sync settles it: the invite events in a
   // joined room's timeline (replayed by every first sync) do not count.
   client.on(RoomEvent.MyMembership, (room: Room, membership: string) => {

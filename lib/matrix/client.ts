@@ -110,9 +110,17 @@ export function flushingFetch(store: DurableStore): typeof fetch {
 }
 
 /**
- * The sync filter of one agent process: lazy-loaded members and a marker unique to
- * this start. Synapse caches /sync answers for two minutes by default, keyed on
- * the user, device, since token and filter, and the agent keeps no sync token: a
+ * Events per room one sync may carry before it is "limited": the SDK then skips
+ * the gap, and commands in it would never be seen. Synapse's default is 10,
+ * which an operator typing while the agent is paused or reconnecting passes.
+ */
+export const SYNC_PAGE_EVENTS = 200;
+
+/**
+ * The sync filter of one agent process: a timeline page of
+ * {@linkcode SYNC_PAGE_EVENTS}, lazy-loaded members and a marker unique to this
+ * start. Synapse caches /sync answers for two minutes by default, keyed on the
+ * user, device, since token and filter, and the agent keeps no sync token: a
  * restart within those minutes was handed the previous process's first answers,
  * with their old one-time-key count (so the crypto uploaded 50 more keys at every
  * start, and the homeserver kept handing out keys the agent no longer holds) and
@@ -122,7 +130,7 @@ export function flushingFetch(store: DurableStore): typeof fetch {
 export function syncFilter(userId: string): Filter {
   const filter = new Filter(userId);
   filter.setDefinition({
-    room: { state: { lazy_load_members: true } },
+    room: { state: { lazy_load_members: true }, timeline: { limit: SYNC_PAGE_EVENTS } },
     account_data: { not_types: [`org.tibet-nc.start.${crypto.randomUUID()}`] },
   });
   return filter;
