@@ -15,8 +15,7 @@
  *
  * Run: `./deno run -A bench/main.ts`. Knobs (environment): BENCH_LATENCY_N (60),
  * BENCH_THROUGHPUT_N (200), BENCH_AUDIT_RECORDS (100000), BENCH_STARTS (3),
- * BENCH_SKIP (comma-separated sections to leave out: cold,latency,1gb,throughput,audit),
- * BENCH_CEILING=1 (also measure an echo bot that sends replies concurrently).
+ * BENCH_SKIP (comma-separated sections to leave out: cold,latency,1gb,throughput,audit).
  * @module
  */
 
@@ -467,10 +466,7 @@ async function bigOutput(
   );
 }
 
-/**
- * 200 commands from 2 operators at the agent and at the echo bot (and, with
- * BENCH_CEILING=1, at an echo bot that sends its replies concurrently).
- */
+/** 200 commands from 2 operators at the agent and at the echo bot. */
 async function manyCommands(
   b: Bench,
   ops: Operator[],
@@ -502,48 +498,7 @@ async function manyCommands(
     `throughput: all ${n} commands got exactly one reply and one execute record; ` +
       "latency counts from the homeserver's acknowledgement of each command",
   );
-  if (Deno.env.get("BENCH_CEILING") === "1") await ceiling(b, ops, n);
   Object.assign(b.raw, { throughputAgent: tpAgent, throughputBot: tpBot });
-}
-
-/**
- * Where the throughput ceiling is: an echo bot that sends its replies
- * concurrently, without matrix-js-sdk's one-at-a-time scheduler. Opt-in
- * (BENCH_CEILING=1): such concurrent sends sometimes never complete, which costs
- * the timeout.
- */
-async function ceiling(b: Bench, ops: Operator[], n: number) {
-  const fastUser = await b.synapse.register("botfast", pw());
-  const fast = startEchoBot({
-    homeserver: b.synapse.url,
-    ...fastUser,
-    allowedUsers: b.allowed,
-    concurrentReplies: true,
-  });
-  b.procs.push(fast);
-  await fast.waitFor(/^ready:/, 120_000);
-  try {
-    const tpFast = await throughput(
-      ops,
-      await room(ops, fastUser.userId),
-      n,
-      "tp",
-      fast,
-      4,
-      60_000,
-    );
-    b.notes.push(
-      `throughput ceiling: the echo bot sending its replies concurrently (without ` +
-        `matrix-js-sdk's one-at-a-time scheduler) answers ${n} in ` +
-        `${(tpFast.totalMs / 1000).toFixed(1)} s (${tpFast.perSecond.toFixed(1)}/s, ` +
-        `p95 ${(tpFast.p95Ms / 1000).toFixed(1)} s)`,
-    );
-    b.raw.throughputFast = tpFast;
-  } catch (e) {
-    // Only the ceiling; the agent's own figures above stand.
-    log((e as Error).message);
-    b.notes.push(`throughput ceiling not measured: ${(e as Error).message.split("\n")[0]}`);
-  }
 }
 
 /** `audit verify` against `sha256sum` of the same file. */

@@ -1,6 +1,7 @@
 /**
  * The floor of the benchmarks: a bare end-to-end-encrypted echo bot. Same SDK,
- * same rust crypto, same cross-signing and device isolation mode as the agent, in
+ * same rust crypto, same cross-signing and device isolation mode, same sync
+ * filter and unqueued sends (`lib/matrix/client.ts`) as the agent, in
  * its own process, but no airlock, no audit log, no PTY and no durable store (its
  * crypto store is in memory). It joins rooms it is invited to by an allowed user
  * and answers each `$ echo <words>` with an `m.notice` reply (`m.in_reply_to`)
@@ -34,6 +35,7 @@ import { OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/ind
 import type { RoomMessageEventContent } from "matrix-js-sdk/lib/@types/events.js";
 import { quietLogger, quietSdkGlobalLogger } from "../../lib/matrix/logger.ts";
 import { replyContent } from "../../lib/matrix/reply.ts";
+import { syncFilter, unqueuedScheduler } from "../../lib/matrix/client.ts";
 import { type AgentProcess, watchProcess } from "./agent_process.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -50,11 +52,6 @@ export interface EchoBotSettings {
   deviceId: string;
   /** Users whose invites it accepts and whose commands it answers. */
   allowedUsers: string[];
-  /**
-   * Send replies concurrently, without matrix-js-sdk's scheduler, which sends a
-   * client's room messages one at a time (default false, as the agent does).
-   */
-  concurrentReplies?: boolean;
 }
 
 /**
@@ -76,7 +73,6 @@ export function startEchoBot(settings: EchoBotSettings): AgentProcess {
       ECHO_BOT_ACCESS_TOKEN: settings.accessToken,
       ECHO_BOT_DEVICE_ID: settings.deviceId,
       ECHO_BOT_ALLOWED_USERS: settings.allowedUsers.join(","),
-      ECHO_BOT_SCHEDULER: settings.concurrentReplies ? "off" : "on",
     },
     stdin: "null",
     stdout: "piped",
@@ -106,9 +102,8 @@ async function main(): Promise<void> {
     userId,
     deviceId: need("ECHO_BOT_DEVICE_ID"),
     logger: quietLogger("echo-bot"),
+    scheduler: unqueuedScheduler(),
   });
-  // ECHO_BOT_SCHEDULER=off sends replies concurrently instead of one at a time.
-  if (Deno.env.get("ECHO_BOT_SCHEDULER") === "off") client.scheduler = undefined;
   await client.initRustCrypto({ useIndexedDB: false });
   const crypto = client.getCrypto()!;
   crypto.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
@@ -164,7 +159,9 @@ async function main(): Promise<void> {
     client.on(ClientEvent.Sync, (state: SyncState) => {
       if (state === SyncState.Prepared || state === SyncState.Syncing) resolve();
     });
-    client.startClient({ initialSyncLimit: 20, lazyLoadMembers: true });
+    // The agent's sync and send settings, so the baseline differs only in what the
+    // agent adds: airlock, audit, PTY.
+    client.startClient({ initialSyncLimit: 20, lazyLoadMembers: true, filter: syncFilter(userId) });
   });
   console.error(`ready: ${userId} device ${client.getDeviceId()} (echo bot, no airlock)`);
   Deno.addSignalListener("SIGTERM", () => {
