@@ -24,18 +24,38 @@ export interface RetryOptions {
   what: string;
 }
 
-/** Calls `send` until it succeeds, a non-retryable error, the deadline, or a stop. */
+/**
+ * How long a rate-limited homeserver asked us to wait (a `Retry-After` header,
+ * or `retry_after_ms` of an M_LIMIT_EXCEEDED error), capped at a minute; null
+ * when it did not say.
+ */
+export function retryAfterMs(e: unknown): number | null {
+  const err = e as { getRetryAfterMs?: () => number | null; data?: { retry_after_ms?: unknown } };
+  let ms: unknown;
+  try {
+    ms = err?.getRetryAfterMs?.() ?? err?.data?.retry_after_ms;
+  } catch {
+    ms = null; // the SDK throws on a malformed hint
+  }
+  return typeof ms === "number" && Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 60_000) : null;
+}
+
+/**
+ * Calls `send` until it succeeds, a non-retryable error, the deadline, or a stop.
+ * Waits as long as a rate-limiting homeserver asks, else backs off from 1 s to 30 s.
+ */
 export async function withRetry<T>(send: () => Promise<T>, opts: RetryOptions): Promise<T> {
   const deadline = Date.now() + opts.deadlineMs;
-  let delay = 1000;
+  let backoff = 1000;
   for (;;) {
     try {
       return await send();
     } catch (e) {
+      const delay = retryAfterMs(e) ?? backoff;
       if (!retryable(e) || Date.now() + delay > deadline || opts.stopped()) throw e;
       opts.log(`${opts.what} not sent (${(e as Error).message}); retrying in ${delay / 1000} s`);
       await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 30_000);
+      backoff = Math.min(backoff * 2, 30_000);
     }
   }
 }
