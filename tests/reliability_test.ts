@@ -65,6 +65,42 @@ Deno.test(
       );
 
       await t.step(
+        "a homeserver rate-limiting the agent delays replies but loses none",
+        async () => {
+          const admin = await w.synapse.register("admin", crypto.randomUUID(), true);
+          const limit = (method: string, body?: unknown) =>
+            fetch(
+              `${w.synapse.url}/_synapse/admin/v1/users/${w.agentUser.userId}/override_ratelimit`,
+              {
+                method,
+                headers: { authorization: `Bearer ${admin.accessToken}` },
+                body: body === undefined ? undefined : JSON.stringify(body),
+              },
+            ).then((r) => r.body?.cancel());
+          const before = w.agent.lines.length;
+          await limit("POST", { messages_per_second: 2, burst_count: 2 });
+          try {
+            const ids: string[] = [];
+            for (let i = 0; i < 12; i++) ids.push(await operator.send(room, `$ echo limited-${i}`));
+            for (let i = 0; i < ids.length; i++) {
+              assert.match(
+                await operator.waitForFinal(room, ids[i]),
+                new RegExp(`limited-${i}\\b`),
+              );
+            }
+          } finally {
+            await limit("DELETE");
+          }
+          const retried = w.agent.lines.slice(before).filter((l) =>
+            /not sent .*retrying in/.test(l)
+          );
+          assert.ok(retried.length > 0, "the homeserver never rate-limited the agent: no proof");
+          const waits = new Set(retried.map((l) => l.match(/retrying in (\S+ s)/)?.[1]));
+          log(`${retried.length} sends rate-limited; waits ${[...waits].join(", ")}`);
+        },
+      );
+
+      await t.step(
         "past the agent's own sync page, the gap is logged, not skipped quietly",
         async () => {
           Deno.kill(w.agent.pid, "SIGSTOP");

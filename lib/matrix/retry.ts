@@ -42,7 +42,8 @@ export function retryAfterMs(e: unknown): number | null {
 
 /**
  * Calls `send` until it succeeds, a non-retryable error, the deadline, or a stop.
- * Waits as long as a rate-limiting homeserver asks, else backs off from 1 s to 30 s.
+ * Waits as long as a rate-limiting homeserver asks (at least 0.25 s), else backs
+ * off from 1 s to 30 s.
  */
 export async function withRetry<T>(send: () => Promise<T>, opts: RetryOptions): Promise<T> {
   const deadline = Date.now() + opts.deadlineMs;
@@ -51,7 +52,8 @@ export async function withRetry<T>(send: () => Promise<T>, opts: RetryOptions): 
     try {
       return await send();
     } catch (e) {
-      const delay = retryAfterMs(e) ?? backoff;
+      // A floor, so a hint of 0 from a still-busy server cannot spin.
+      const delay = Math.max(250, retryAfterMs(e) ?? backoff);
       if (!retryable(e) || Date.now() + delay > deadline || opts.stopped()) throw e;
       opts.log(`${opts.what} not sent (${(e as Error).message}); retrying in ${delay / 1000} s`);
       await new Promise((r) => setTimeout(r, delay));
