@@ -47,7 +47,8 @@ import type { CommandHandler, Replier } from "./reply_parts.ts";
  */
 const UNREADABLE = "UNKNOWN_ERROR";
 const UNREADABLE_REASON = "this agent cannot decrypt or read that message (its text may hold " +
-  "characters that are not valid Unicode, such as a lone surrogate); nothing was run; send it again as plain text";
+  "characters that are not valid Unicode, such as a lone surrogate); nothing was run; " +
+  "retype it without them";
 
 /** A running agent. */
 export interface Agent {
