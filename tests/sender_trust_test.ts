@@ -38,22 +38,18 @@ function fakeEvent(id: string, sender = "@op:example.org"): FakeEvent {
   return fake;
 }
 
-function fakeClient(): { client: MatrixClient; emitter: EventEmitter } {
+/** A recheck on a fake client; `finals` collects the ids it made final. */
+function start(graceMs = GRACE) {
   const emitter = new EventEmitter();
   const crypto = { getUserDeviceInfo: () => Promise.resolve(new Map()) };
-  const client = Object.assign(emitter, { getCrypto: () => crypto });
-  return { client: client as unknown as MatrixClient, emitter };
-}
-
-function recorder() {
+  const client = Object.assign(emitter, { getCrypto: () => crypto }) as unknown as MatrixClient;
   const finals: string[] = [];
-  return { finals, onFinal: (e: MatrixEvent) => finals.push(e.getId()!) };
+  const recheck = createTrustRecheck(client, (e) => finals.push(e.getId()!), graceMs);
+  return { emitter, finals, recheck };
 }
 
 Deno.test("trust recheck: a failure that decrypts within the grace period is never final", async () => {
-  const { client } = fakeClient();
-  const { finals, onFinal } = recorder();
-  const recheck = createTrustRecheck(client, onFinal, GRACE);
+  const { finals, recheck } = start();
   const e = fakeEvent("$a");
   recheck.failed(e.event);
   await sleep(5);
@@ -66,9 +62,7 @@ Deno.test("trust recheck: a failure that decrypts within the grace period is nev
 });
 
 Deno.test("trust recheck: a failure still failing at the deadline is final once, not before", async () => {
-  const { client } = fakeClient();
-  const { finals, onFinal } = recorder();
-  const recheck = createTrustRecheck(client, onFinal, GRACE);
+  const { finals, recheck } = start();
   const e = fakeEvent("$b");
   recheck.failed(e.event);
   await sleep(10);
@@ -80,9 +74,7 @@ Deno.test("trust recheck: a failure still failing at the deadline is final once,
 });
 
 Deno.test("trust recheck: a retry in flight at the deadline decides, at once", async () => {
-  const { client } = fakeClient();
-  const { finals, onFinal } = recorder();
-  const recheck = createTrustRecheck(client, onFinal, GRACE);
+  const { finals, recheck } = start();
   const fails = fakeEvent("$c");
   const clears = fakeEvent("$d");
   recheck.failed(fails.event);
@@ -101,9 +93,7 @@ Deno.test("trust recheck: a retry in flight at the deadline decides, at once", a
 });
 
 Deno.test("trust recheck: new keys of the sender retry their pending failures, not others'", async () => {
-  const { client, emitter } = fakeClient();
-  const { onFinal } = recorder();
-  const recheck = createTrustRecheck(client, onFinal, GRACE * 10);
+  const { emitter, recheck } = start(GRACE * 10);
   const mine = fakeEvent("$e", "@op:example.org");
   const theirs = fakeEvent("$f", "@other:example.org");
   recheck.failed(mine.event);
@@ -117,9 +107,7 @@ Deno.test("trust recheck: new keys of the sender retry their pending failures, n
 });
 
 Deno.test("trust recheck: stop cancels pending deadlines and stops listening", async () => {
-  const { client, emitter } = fakeClient();
-  const { finals, onFinal } = recorder();
-  const recheck = createTrustRecheck(client, onFinal, GRACE);
+  const { emitter, finals, recheck } = start();
   const e = fakeEvent("$g");
   recheck.failed(e.event);
   await sleep(5);

@@ -8,8 +8,12 @@
  */
 
 import { genesisL4 } from "./chain.ts";
-import { checkChunk, type ChunkResult, type LinkFields } from "./verify_chunk.ts";
-import type { ChunkRequest } from "./verify_worker.ts";
+import {
+  checkChunk,
+  type ChunkRequest,
+  type ChunkResult,
+  type LinkFields,
+} from "./verify_chunk.ts";
 
 /** What else the log must match. */
 export interface VerifyOptions {

@@ -24,6 +24,14 @@ export interface LinkFields {
   token: { id: string; parent_id: string | null; signer_pubkey: string };
 }
 
+/** A chunk to check: whole lines of the log, as bytes. */
+export interface ChunkRequest {
+  /** Whole lines of the log. */
+  bytes: Uint8Array;
+  /** The chunk ends the log (its last line must end in a newline). */
+  isEnd: boolean;
+}
+
 /** The first record of a chunk that failed on its own, and why. */
 export interface ChunkFailure {
   /** Index of the line in the chunk (0 is the chunk's first line). */

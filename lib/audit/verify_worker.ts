@@ -5,15 +5,7 @@
  * @module
  */
 
-import { checkChunk, type ChunkResult } from "./verify_chunk.ts";
-
-/** A chunk to check. */
-export interface ChunkRequest {
-  /** Whole lines of the log. */
-  bytes: Uint8Array;
-  /** The chunk ends the log. */
-  isEnd: boolean;
-}
+import { checkChunk, type ChunkRequest, type ChunkResult } from "./verify_chunk.ts";
 
 /** The parts of the Worker global scope used here. */
 interface WorkerScope {
