@@ -26,11 +26,11 @@ import { AUDIT_LOG_FILE, openAuditLog } from "../lib/audit/log.ts";
 import { openSeenEvents } from "../lib/airlock/replay.ts";
 import { loadPolicy } from "../lib/airlock/policy.ts";
 import { execIdentity } from "../lib/exec/exec_user.ts";
-import { createHandler } from "../lib/agent/handler.ts";
-import { monitorExecutor } from "../lib/agent/executor.ts";
-import { requestHandler } from "../lib/monitor/monitor.ts";
-import type { ToAgent, ToMonitor } from "../lib/monitor/protocol.ts";
-import type { Replier, ReplyParts } from "../lib/agent/reply_parts.ts";
+import { createHandler } from "../lib/worker/handler.ts";
+import { monitorClient } from "../lib/worker/monitor_client.ts";
+import { requestHandler } from "../lib/monitor/requests.ts";
+import type { ToMonitor, ToWorker } from "../lib/monitor/protocol.ts";
+import type { Replier, ReplyParts } from "../lib/worker/reply_parts.ts";
 
 /** The bin-dir program that must never run. */
 export const CANARY = "canary";
@@ -674,16 +674,16 @@ export async function handleInProcess(
     const seen = openSeenEvents(`${stateDir}/seen-events`, 86_400_000);
     const exec = await execIdentity(config.execUser, true);
     const errors: string[] = [];
-    // The agent and the monitor, wired as in `tibet-nc run` but without the Worker:
-    // each message is cloned and delivered asynchronously, as postMessage does.
+    // The worker's handler and the monitor, wired as in `tibet-nc run` but without
+    // the Worker: each message is cloned and delivered asynchronously, as postMessage does.
     let toMonitor: (m: ToMonitor) => void = () => {};
-    const agentSide = monitorExecutor((m) => toMonitor(m));
+    const workerSide = monitorClient(
+      (m) => toMonitor(m),
+      { head: audit.head(), pubkeyHex: audit.pubkeyHex },
+    );
     const monitor = requestHandler(
-      config,
-      await loadPolicy(),
-      exec,
-      (m: ToAgent) => queueMicrotask(() => agentSide.receive(structuredClone(m))),
-      () => {},
+      { config, policy: await loadPolicy(), exec, audit, log: () => {} },
+      (m: ToWorker) => queueMicrotask(() => workerSide.receive(structuredClone(m))),
     );
     toMonitor = (m) =>
       queueMicrotask(() =>
@@ -691,9 +691,8 @@ export async function handleInProcess(
       );
     const handler = createHandler({
       config,
-      audit,
       seen,
-      executor: agentSide.executor,
+      monitor: workerSide.monitor,
       execAs: exec.name,
       log: () => {},
     });

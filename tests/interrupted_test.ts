@@ -3,7 +3,7 @@ import { openAuditLog } from "../lib/audit/log.ts";
 import { loadOrCreateSigningKey } from "../lib/audit/signing_key.ts";
 import { verifyLogFile } from "../lib/audit/verify.ts";
 import { recordsByEvent } from "../lib/audit/by_event.ts";
-import { interruptedAnswer } from "../lib/agent/interrupted.ts";
+import { interruptedAnswer } from "../lib/monitor/interrupted.ts";
 import type { Unfinished } from "../lib/airlock/replay.ts";
 
 async function setUp() {

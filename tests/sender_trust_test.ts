@@ -1,5 +1,5 @@
 /**
- * The timing of `createTrustRecheck` (lib/agent/sender_trust.ts), with a fake
+ * The timing of `createTrustRecheck` (lib/worker/sender_trust.ts), with a fake
  * client and fake events: which trust failures become final, and when. The
  * end-to-end behaviour (a restarted agent, real key queries) is proved in
  * tests/airlock_integration_test.ts and tests/reliability_test.ts.
@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
 import { CryptoEvent } from "matrix-js-sdk/lib/crypto-api/index.js";
-import { createTrustRecheck } from "../lib/agent/sender_trust.ts";
+import { createTrustRecheck } from "../lib/worker/sender_trust.ts";
 
 // Long enough that a loaded CI machine does not reach a deadline before the test looks.
 const GRACE = 400;

@@ -53,7 +53,7 @@ async function main(args: string[]): Promise<number> {
         "compile",
         ...flags,
         "--include",
-        `${ROOT}lib/agent/worker.ts`,
+        `${ROOT}lib/worker/worker.ts`,
         "--include",
         `${ROOT}lib/audit/verify_worker.ts`,
         "--target",

@@ -48,3 +48,30 @@ export function recordsByEvent(
   }
   return out;
 }
+
+/**
+ * The Matrix event ids named by the last `maxRecords` records of the log at
+ * `path` (none for a missing log): the commands that already have a record.
+ */
+export function recentEventIds(path: string, maxRecords = 4096): Set<string> {
+  const ids = new Set<string>();
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return ids;
+    throw e;
+  }
+  try {
+    const dec = new TextDecoder();
+    for (const line of readTail(file, maxRecords).lines) {
+      const r = parseRecord(dec.decode(line));
+      if (r.ok && r.value.token.token_type === "nc.command.execute") {
+        for (const id of r.value.token.eraan) ids.add(id);
+      }
+    }
+  } finally {
+    file.close();
+  }
+  return ids;
+}

@@ -48,7 +48,7 @@ export async function runCli(args: string[]): Promise<number> {
     }
   });
   try {
-    const code = await runMonitor(config, stopped, log, verbose);
+    const code = await runMonitor(config, stopped, log, { verbose });
     if (code === 0) log("stopped");
     return code;
   } catch (e) {

@@ -1,30 +1,58 @@
 /**
- * Messages between the monitor (main thread: may start processes) and the agent
- * Worker (Matrix, E2EE, airlock, audit: may not). The agent sends only the text a
- * command was typed as; the monitor parses, resolves and judges it itself, so a
- * compromised agent can ask but cannot choose what runs.
+ * Messages between the monitor (main thread: holds the signing key and the audit
+ * log, may start processes) and the Matrix worker (Matrix, E2EE, airlock: may do
+ * neither). The worker sends what the operator typed and what it refused; the
+ * monitor parses, judges, records and runs, and pushes progress and the final
+ * reply back. A compromised worker can ask, but cannot choose what runs nor
+ * write or sign a record. See ARCHITECTURE.md.
  * @module
  */
 
 import type { Config } from "../config/config.ts";
-import type { CheckedCommand } from "../airlock/policy_cli.ts";
-import type { RunResult } from "../exec/run.ts";
+import type { ChainHead } from "../audit/record.ts";
+import type { Unfinished } from "../airlock/replay.ts";
+import type { ReplyParts } from "../worker/reply_parts.ts";
+import type { InterruptedAnswer } from "./interrupted.ts";
 
-/** Agent -> monitor. */
+/** Where a command came from; every record names it. */
+export interface CommandOrigin {
+  sender: string;
+  roomId: string;
+  eventId: string;
+  /** The message as typed (`timeout=N` prefix included). */
+  text: string;
+}
+
+/**
+ * What the worker asks the monitor to record without running anything: a
+ * refusal it decided (sender, device, freshness, limits), or a built-in that acts.
+ */
+export type RecordEntry =
+  | { kind: "deny"; rule: string; reason: string }
+  | { kind: "exit" }
+  | { kind: "cancel" };
+
+/** Worker -> monitor. */
 export type ToMonitor =
   | { type: "ready" }
   | { type: "stopped" }
   | { type: "fatal"; message: string }
-  | { type: "check"; id: number; text: string }
-  | { type: "run"; id: number; text: string; eventId: string; timeoutMs: number }
-  | { type: "render"; id: number; job: number }
-  | { type: "cancel"; id: number; reason: string };
+  | { type: "run"; id: number; origin: CommandOrigin }
+  | { type: "record"; id: number; origin: CommandOrigin; entry: RecordEntry }
+  | { type: "cancel"; id: number; reason: string }
+  | { type: "interrupted"; id: number; unfinished: Unfinished[] };
 
-/** Monitor -> agent. */
-export type ToAgent =
-  | { type: "start"; config: Config; execAs: string; verbose: boolean }
+/** Monitor -> worker. Every message after an append carries the new chain head. */
+export type ToWorker =
+  | { type: "start"; config: Config; execAs: string; verbose: boolean; chain: ChainInfo }
   | { type: "stop" }
-  | { type: "checked"; id: number; checked: CheckedCommand }
-  | { type: "rendered"; id: number; text: string }
-  | { type: "done"; id: number; result: RunResult; text: string; sha256: string }
-  | { type: "failed"; id: number; rule: string; reason: string };
+  | { type: "progress"; id: number; elapsedMs: number; text: string }
+  | { type: "final"; id: number; ran: boolean; parts: ReplyParts; head: ChainHead }
+  | { type: "recorded"; id: number; tail: string; head: ChainHead }
+  | { type: "answers"; id: number; answers: InterruptedAnswer[]; head: ChainHead };
+
+/** What the worker may know of the chain: for `status` and `chain`, never the key. */
+export interface ChainInfo {
+  head: ChainHead;
+  pubkeyHex: string;
+}

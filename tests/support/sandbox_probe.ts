@@ -38,7 +38,8 @@ scope.onmessage = async (e) => {
     kill: await attempt(() => Deno.kill(1, "SIGCONT")),
     readEtc: await attempt(() => Deno.readTextFileSync("/etc/hostname")),
     writeTmp: await attempt(() => Deno.writeTextFileSync("/tmp/tibet-nc-probe", "x")),
-    writeState: await attempt(() => Deno.writeTextFileSync(`${p.stateDir}/probe`, "x")),
+    writeOwnState: await attempt(() => Deno.writeTextFileSync(`${p.stateDir}/seen-events`, "")),
+    writeOtherState: await attempt(() => Deno.writeTextFileSync(`${p.stateDir}/probe`, "x")),
     env: await attempt(() => Deno.env.get("HOME")),
     ffi: await attempt(() => Deno.dlopen("libc.so.6", {})),
   });

@@ -1,29 +1,21 @@
 /**
- * Answers the commands an earlier run claimed and never answered (the agent was
- * killed, or the host went down, between the replay claim and the final reply).
- * The operator learns what became of each instead of waiting for a reply that
- * never comes; nothing runs again. What happened is read from the audit log.
+ * What became of the commands an earlier run claimed and never answered (the
+ * agent was killed, or the host went down, between the replay claim and the
+ * final reply), read from the audit log. The worker asks once at start; the
+ * operator learns what happened instead of waiting for a reply that never
+ * comes, and nothing runs again.
  * @module
  */
 
 import type { AuditLog, AuditRecord } from "../audit/log.ts";
 import { recordsByEvent } from "../audit/by_event.ts";
-import type { SeenEvents, Unfinished } from "../airlock/replay.ts";
-import { ERACHTER, provenance } from "./handler.ts";
-import type { Replier, ReplyParts } from "./reply_parts.ts";
+import type { Unfinished } from "../airlock/replay.ts";
+import type { ReplyParts } from "../worker/reply_parts.ts";
+import { provenance } from "./answers.ts";
+import { ERACHTER } from "./records.ts";
 
 /** At most this many are answered at a start: the newest. */
 export const MAX_INTERRUPTED = 100;
-
-/** What {@linkcode answerInterrupted} needs. */
-export interface InterruptedDeps {
-  seen: SeenEvents;
-  audit: AuditLog;
-  allowedUsers: string[];
-  hostname: string;
-  replier: (roomId: string, eventId: string) => Replier;
-  log: (msg: string) => void;
-}
 
 function context(r: AuditRecord): Record<string, unknown> {
   try {
@@ -89,33 +81,40 @@ export async function interruptedAnswer(
   return { head: `${lead}; see the record`, tail: provenance(last) };
 }
 
+/** One answer to an unfinished command. */
+export interface InterruptedAnswer {
+  eventId: string;
+  parts: ReplyParts;
+}
+
 /**
- * Answers the earlier runs' unfinished commands of allowed operators (strangers
- * get no answer, as always) and marks each done. Returns how many were answered.
+ * Answers the unfinished commands of allowed operators among `list` (at most
+ * {@linkcode MAX_INTERRUPTED}, the newest); others are left out. An answer that
+ * cannot be recorded is left out too, and logged.
  */
-export async function answerInterrupted(deps: InterruptedDeps): Promise<number> {
-  const all = deps.seen.takeUnfinished();
-  const mine = all.filter((u) => deps.allowedUsers.includes(u.sender)).slice(-MAX_INTERRUPTED);
-  const answering = new Set(mine);
-  for (const u of all) if (!answering.has(u)) deps.seen.done(u.eventId);
-  if (mine.length === 0) return 0;
-  const byEvent = recordsByEvent(deps.audit.path, mine.map((u) => u.eventId));
-  let answered = 0;
+export async function answerUnfinished(
+  list: Unfinished[],
+  audit: AuditLog,
+  config: { hostname: string; allowedUsers: string[] },
+  log: (msg: string) => void,
+): Promise<InterruptedAnswer[]> {
+  const mine = list.filter((u) => config.allowedUsers.includes(u?.sender))
+    .slice(-MAX_INTERRUPTED);
+  if (mine.length === 0) return [];
+  const byEvent = recordsByEvent(audit.path, mine.map((u) => u.eventId));
+  const out: InterruptedAnswer[] = [];
   for (const u of mine) {
     try {
       const parts = await interruptedAnswer(
         u,
         byEvent.get(u.eventId) ?? [],
-        deps.audit,
-        deps.hostname,
+        audit,
+        config.hostname,
       );
-      await deps.replier(u.roomId, u.eventId).send(parts);
-      deps.seen.done(u.eventId);
-      deps.log(`answered ${u.eventId} of the previous run: ${parts.head}`);
-      answered++;
+      out.push({ eventId: u.eventId, parts });
     } catch (e) {
-      deps.log(`cannot answer ${u.eventId} of the previous run: ${(e as Error).message}`);
+      log(`cannot answer ${u.eventId} of the previous run: ${(e as Error).message}`);
     }
   }
-  return answered;
+  return out;
 }

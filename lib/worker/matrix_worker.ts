@@ -1,7 +1,8 @@
 /**
- * The agent's Matrix side: syncs, joins rooms it is invited to by an allowed
+ * The Matrix worker: syncs, joins rooms it is invited to by an allowed
  * operator, turns each decrypted message into an `IncomingCommand` for the
- * handler (`handler.ts`), and sends and edits the replies.
+ * handler (`handler.ts`), and sends and edits the replies. It holds the crypto
+ * store and the replay store; records and runs are the monitor's.
  * @module
  */
 
@@ -30,12 +31,8 @@ import {
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
 import { openSeenEvents } from "../airlock/replay.ts";
-import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
-import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
-import { emitting, openBrainQueue } from "../audit/brain.ts";
-import type { Executor } from "./executor.ts";
+import type { Monitor } from "./monitor_client.ts";
 import { createHandler } from "./handler.ts";
-import { answerInterrupted } from "./interrupted.ts";
 import { createTrustRecheck, senderRefusal, TRUST_FAILURES } from "./sender_trust.ts";
 import type { CommandHandler, Replier } from "./reply_parts.ts";
 
@@ -50,8 +47,8 @@ const UNREADABLE_REASON = "this agent cannot decrypt or read that message (its t
   "characters that are not valid Unicode, such as a lone surrogate); nothing was run; " +
   "retype it without them";
 
-/** A running agent. */
-export interface Agent {
+/** A running Matrix worker. */
+export interface MatrixWorker {
   client: MatrixClient;
   userId: string;
   deviceId: string;
@@ -62,8 +59,8 @@ export interface Agent {
 /** Logs one line to stderr (journald adds the time). */
 export type Log = (msg: string) => void;
 
-/** How the agent reports, and what the monitor told it. */
-export interface AgentOptions {
+/** How the worker reports, and what the monitor told it. */
+export interface WorkerOptions {
   log: Log;
   /** Reports an unrecoverable error to the monitor; does not return. */
   fatal: (message: string) => never;
@@ -73,15 +70,15 @@ export interface AgentOptions {
 }
 
 /**
- * Opens the crypto store and the audit log in the state dir (the monitor made
- * it), connects and starts syncing. Resolves once the first sync is done and
- * commands are answered.
+ * Opens the crypto store and the replay store in the state dir (the monitor
+ * made it), connects and starts syncing. Resolves once the first sync is done
+ * and commands are answered.
  */
-export async function startAgent(
+export async function startMatrixWorker(
   config: Config,
-  executor: Executor,
-  opts: AgentOptions,
-): Promise<Agent> {
+  monitor: Monitor,
+  opts: WorkerOptions,
+): Promise<MatrixWorker> {
   const { log, verbose } = opts;
   const who = await whoami(config.homeserver, config.accessToken);
   if (who.userId !== config.userId) {
@@ -95,19 +92,6 @@ export async function startAgent(
     );
   }
   bindDevice(config.stateDir, who);
-  const key = await loadOrCreateSigningKey(`${config.stateDir}/${SIGNING_KEY_FILE}`);
-  const chain = await openAuditLog(`${config.stateDir}/${AUDIT_LOG_FILE}`, key);
-  const audit = config.brainApiBase
-    ? emitting(
-      chain,
-      openBrainQueue(
-        config.brainApiBase,
-        `${config.stateDir}/brain-queue.jsonl`,
-        config.hostname,
-        log,
-      ),
-    )
-    : chain;
   const cryptoDir = `${config.stateDir}/crypto`;
   const store = await openDurableStore(
     cryptoDir,
@@ -124,9 +108,8 @@ export async function startAgent(
   const client = await connect(config, who, store, verbose);
   const handler: CommandHandler = createHandler({
     config,
-    audit,
     seen,
-    executor,
+    monitor,
     execAs: opts.execAs,
     log,
   });
@@ -275,6 +258,27 @@ export async function startAgent(
     }
   });
 
+  // The previous run's claims that never got a final reply: the monitor says
+  // what became of each (from the audit log); strangers' are dropped unanswered.
+  async function answerInterrupted(): Promise<void> {
+    const all = seen.takeUnfinished();
+    const mine = all.filter((u) => config.allowedUsers.includes(u.sender));
+    for (const u of all) if (!mine.includes(u)) seen.done(u.eventId);
+    if (mine.length === 0) return;
+    const rooms = new Map(mine.map((u) => [u.eventId, u.roomId]));
+    for (const a of await monitor.interrupted(mine)) {
+      const roomId = rooms.get(a.eventId);
+      if (!roomId) continue;
+      try {
+        await replier(roomId, a.eventId).send(a.parts);
+        seen.done(a.eventId);
+        log(`answered ${a.eventId} of the previous run: ${a.parts.head}`);
+      } catch (e) {
+        log(`cannot answer ${a.eventId} of the previous run: ${(e as Error).message}`);
+      }
+    }
+  }
+
   let timer: ReturnType<typeof setTimeout> | undefined;
   const ready = new Promise<void>((resolve, reject) => {
     client.on(ClientEvent.Sync, (state: SyncState, _prev, data?: { error?: Error }) => {
@@ -300,19 +304,12 @@ export async function startAgent(
     clearTimeout(timer);
   }
   await ensureCrossSigning(client);
-  const head = audit.head();
+  const head = monitor.chain().head;
   log(
     `ready: ${who.userId} device ${who.deviceId}, ${config.allowedUsers.length} allowed operator(s), chain #${head.seq}`,
   );
   keep(
-    answerInterrupted({
-      seen,
-      audit,
-      allowedUsers: config.allowedUsers,
-      hostname: config.hostname,
-      replier,
-      log,
-    }).then(() => {}, (e) => log(`error answering the previous run's commands: ${e}`)),
+    answerInterrupted().catch((e) => log(`error answering the previous run's commands: ${e}`)),
   );
 
   return {
@@ -324,7 +321,6 @@ export async function startAgent(
       recheck.stop();
       client.stopClient();
       await Promise.allSettled([...running]);
-      await audit.close();
       seen.close();
       store.close();
     },

@@ -3,7 +3,7 @@
  * @module
  */
 
-import type { ExecJob } from "./executor.ts";
+import type { RunJob } from "./monitor_client.ts";
 
 /** One running command. */
 export interface Job {
@@ -15,7 +15,7 @@ export interface Job {
   /** The command as typed. */
   text: string;
   startedAt: number;
-  handle: ExecJob;
+  handle: RunJob;
 }
 
 /** The set of running jobs. */

@@ -1,18 +1,20 @@
 /**
  * Built-in commands of the original tibet-nc (`help`, `status`, `chain`, `exit`)
- * and ours (`jobs`, `cancel`). They run inside the agent, never as a process.
+ * and ours (`jobs`, `cancel`). They run inside the Matrix worker, never as a
+ * process; `exit` and `cancel` are recorded by the monitor.
  * @module
  */
 
-import type { AuditLog } from "../audit/log.ts";
 import type { Config } from "../config/config.ts";
+import type { ChainInfo } from "../monitor/protocol.ts";
 import type { Jobs } from "./jobs.ts";
 import type { ReplyParts } from "./reply_parts.ts";
 
 /** What the built-ins can see. */
 export interface BuiltinContext {
   config: Config;
-  audit: AuditLog;
+  /** The chain as the monitor last reported it. */
+  chain: () => ChainInfo;
   jobs: Jobs;
   startedAt: number;
   counters: { commands: number; refused: number };
@@ -50,7 +52,7 @@ function duration(ms: number): string {
 
 /** Answers a built-in; `words` is the command split on white space. */
 export function runBuiltin(words: string[], ctx: BuiltinContext, sender: string): ReplyParts {
-  const head = ctx.audit.head();
+  const { head, pubkeyHex } = ctx.chain();
   switch (words[0].toLowerCase()) {
     case "help":
       return { pre: HELP };
@@ -74,8 +76,8 @@ export function runBuiltin(words: string[], ctx: BuiltinContext, sender: string)
           `records:     ${head.seq}`,
           `head (L4):   ${head.l4}`,
           `last token:  ${head.tokenId ?? "(none)"}`,
-          `signing key: ${ctx.audit.pubkeyHex}`,
-          `verify with: tibet-nc audit verify --pubkey ${ctx.audit.pubkeyHex} --head ${head.l4}`,
+          `signing key: ${pubkeyHex}`,
+          `verify with: tibet-nc audit verify --pubkey ${pubkeyHex} --head ${head.l4}`,
         ].join("\n"),
       };
     case "jobs": {

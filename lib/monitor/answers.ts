@@ -1,0 +1,38 @@
+/**
+ * The text of the monitor's answers, kept apart from what decides them: the
+ * provenance line, a run's summary line, a refusal.
+ * @module
+ */
+
+import type { AuditRecord } from "../audit/record.ts";
+import { formatBytes } from "../exec/output.ts";
+import type { RunResult } from "../exec/run.ts";
+import type { ReplyParts } from "../worker/reply_parts.ts";
+
+/** The provenance line of a record: `TIBET: <token> | L4: <head> | #<seq>`. */
+export function provenance(r: AuditRecord): string {
+  return `TIBET: ${r.token.id} | L4: ${r.l4.slice(0, 16)} | #${r.seq}`;
+}
+
+/** The tail of an answer whose record could not be written. */
+export function notRecorded(e: unknown): string {
+  return `(not recorded: ${(e as Error).message})`;
+}
+
+/** A refusal, as the operator reads it. */
+export function refusedParts(rule: string, reason: string, tail?: string): ReplyParts {
+  return { head: `refused (${rule}): ${reason}`, tail };
+}
+
+/** The first line of a finished command's reply: exit status, time, why it stopped. */
+export function summary(r: RunResult, timeoutS: number): string {
+  const secs = (r.durationMs / 1000).toFixed(r.durationMs < 10_000 ? 2 : 0);
+  const why = r.timedOut
+    ? `, stopped after the ${timeoutS} s timeout`
+    : r.cancelled
+    ? `, ${r.cancelReason ?? "cancelled"}`
+    : r.outputLimited
+    ? `, stopped at the output limit (${formatBytes(r.totalBytes)})`
+    : "";
+  return `exit ${r.code ?? r.signal ?? "?"} · ${secs} s${why}`;
+}

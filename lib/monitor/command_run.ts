@@ -1,0 +1,220 @@
+/**
+ * One command in the monitor, from the worker's run request to its final
+ * answer: parse the `timeout=N` prefix, parse, resolve and judge the command
+ * (once), fsync the execute record, run it under the PTY as the exec user, push
+ * its output as it grows, record the result, answer with the provenance line.
+ * Nothing runs unless its execute record is on disk.
+ * @module
+ */
+
+import type { AuditLog, AuditRecord } from "../audit/log.ts";
+import { AuditUnavailableError } from "../audit/errors.ts";
+import type { Config } from "../config/config.ts";
+import { checkCommand } from "../airlock/policy_cli.ts";
+import type { Policy } from "../airlock/policy.ts";
+import { childEnv } from "../exec/child_env.ts";
+import type { ExecIdentity } from "../exec/exec_user.ts";
+import { createOutputBuffer } from "../exec/output.ts";
+import { runCommand, type RunHandle } from "../exec/run.ts";
+import type { ReplyParts } from "../worker/reply_parts.ts";
+import { notRecorded, provenance, refusedParts, summary } from "./answers.ts";
+import type { CommandOrigin } from "./protocol.ts";
+import { appendDeny, appendExecute } from "./records.ts";
+
+/** Characters of output shown in one message (Matrix events are at most 64 KiB). */
+export const MESSAGE_OUTPUT_CHARS = 8000;
+const OUTPUT_KEEP_BYTES = 64 * 1024;
+/** A command still running after this gets a "running" reply, then edits. */
+export const STREAM_AFTER_MS = 2000;
+/** Minimum time between two pushes of a running command's output (homeserver rate limits). */
+export const EDIT_EVERY_MS = 3000;
+
+/** What the monitor holds for running commands. */
+export interface MonitorContext {
+  config: Config;
+  policy: Policy;
+  exec: ExecIdentity;
+  audit: AuditLog;
+  log: (msg: string) => void;
+}
+
+/** Where a command's answers go. */
+export interface CommandSink {
+  /** The output so far, pushed at most every {@linkcode EDIT_EVERY_MS}. */
+  progress(elapsedMs: number, text: string): void;
+  /** The last answer; `ran` is false when the command was refused. */
+  final(ran: boolean, parts: ReplyParts): void;
+}
+
+/** A command between its run request and its final answer. */
+export interface Pending {
+  /** Stops it (before or while it runs); idempotent. */
+  cancel(reason: string): void;
+  /** Settles after the final answer was given. */
+  done: Promise<void>;
+}
+
+/**
+ * Starts one command; `alreadyRecorded` says whether an event id has an
+ * execute record (this run's or the log's), so a repeated request never runs twice.
+ */
+export function startCommand(
+  ctx: MonitorContext,
+  origin: CommandOrigin,
+  sink: CommandSink,
+  alreadyRecorded: (eventId: string) => boolean,
+): Pending {
+  let cancelReason: string | null = null;
+  let handle: RunHandle | null = null;
+  const done = run().catch((e) => {
+    ctx.log(`monitor error running ${origin.eventId}: ${(e as Error).stack ?? e}`);
+    sink.final(false, { head: `failed: ${(e as Error).message}` });
+  });
+  return {
+    cancel(reason) {
+      cancelReason ??= reason;
+      handle?.cancel(reason);
+    },
+    done,
+  };
+
+  async function refuse(rule: string, reason: string): Promise<void> {
+    ctx.log(`refused ${origin.eventId} from ${origin.sender}: ${rule}: ${reason}`);
+    let tail: string;
+    try {
+      tail = provenance(await appendDeny(ctx.audit, ctx.config.hostname, origin, rule, reason));
+    } catch (e) {
+      tail = notRecorded(e);
+    }
+    sink.final(false, refusedParts(rule, reason, tail));
+  }
+
+  async function run(): Promise<void> {
+    const { config } = ctx;
+    if (alreadyRecorded(origin.eventId)) {
+      return await refuse("deny.replay", `${origin.eventId} already ran; an event runs once`);
+    }
+    // A leading `timeout=N` asks for a longer (or shorter) limit, within the maximum.
+    let text = origin.text;
+    let timeoutS = config.commandTimeout;
+    const t = text.match(/^timeout=(\d+)(s?)\s+(.*)$/s);
+    if (t) {
+      timeoutS = Number(t[1]);
+      text = t[3];
+      if (timeoutS < 1 || timeoutS > config.commandTimeoutMax) {
+        return await refuse(
+          "deny.timeout",
+          `timeout=${
+            t[1]
+          } is outside 1..${config.commandTimeoutMax} s (TIBET_NC_COMMAND_TIMEOUT_MAX)`,
+        );
+      }
+    }
+    // L4 step 4: the policy, on the parsed argv after resolving the program.
+    const checked = await checkCommand(text, config.binDir, ctx.policy);
+    if (checked.verdict === "deny" || !checked.argv || !checked.path) {
+      return await refuse(checked.rule, checked.reason);
+    }
+    // L4 step 5: nothing runs unless its record is on disk.
+    let record: AuditRecord;
+    try {
+      record = await appendExecute(ctx.audit, config.hostname, origin, {
+        rule: checked.rule,
+        timeout_s: timeoutS,
+      });
+    } catch (e) {
+      const why = e instanceof AuditUnavailableError
+        ? e.message
+        : `audit log error: ${(e as Error).message}`;
+      ctx.log(`refused ${origin.eventId}: ${why}`);
+      sink.final(false, {
+        head: `refused (deny.audit): the audit log cannot be written, so nothing runs: ${why}`,
+      });
+      return;
+    }
+    if (cancelReason !== null) {
+      return await finishFailed(record, "cancelled", `${cancelReason} before it started`);
+    }
+
+    const out = createOutputBuffer(OUTPUT_KEEP_BYTES);
+    const started = Date.now();
+    try {
+      handle = runCommand({
+        argv: checked.argv,
+        path: checked.path,
+        env: childEnv({ binDir: config.binDir, home: ctx.exec.home }),
+        cwd: "/",
+        timeoutMs: timeoutS * 1000,
+        maxOutputBytes: config.maxOutputBytes,
+        uid: ctx.exec.uid ?? undefined,
+        gid: ctx.exec.gid ?? undefined,
+      }, (chunk) => out.push(chunk));
+    } catch (e) {
+      return await finishFailed(record, "deny.exec", (e as Error).message);
+    }
+
+    // Pushed, not polled: the first after STREAM_AFTER_MS, then when the output changed.
+    let shown: string | null = null;
+    const push = () => {
+      const body = out.render(MESSAGE_OUTPUT_CHARS);
+      if (body === shown) return;
+      shown = body;
+      sink.progress(Date.now() - started, body);
+    };
+    let streamer: ReturnType<typeof setInterval> | undefined;
+    const first = setTimeout(() => {
+      push();
+      streamer = setInterval(push, EDIT_EVERY_MS);
+    }, STREAM_AFTER_MS);
+    let result;
+    try {
+      result = await handle.done;
+    } catch (e) {
+      return await finishFailed(record, "deny.exec", (e as Error).message);
+    } finally {
+      clearTimeout(first);
+      clearInterval(streamer);
+    }
+    let tail: string;
+    try {
+      tail = provenance(
+        await ctx.audit.appendResult(record, {
+          exit_code: result.code,
+          duration_ms: Math.round(result.durationMs),
+          outputSha256: out.sha256Hex(),
+          eraan: [origin.eventId],
+          eromheen: {
+            output_bytes: result.totalBytes,
+            timed_out: result.timedOut,
+            cancelled: result.cancelled,
+          },
+        }),
+      );
+    } catch (e) {
+      tail = `${provenance(record)} (result not recorded: ${(e as Error).message})`;
+    }
+    sink.final(true, {
+      head: summary(result, timeoutS),
+      pre: out.render(MESSAGE_OUTPUT_CHARS),
+      tail,
+    });
+  }
+
+  /** A command recorded as run that did not start, or whose run failed. */
+  async function finishFailed(record: AuditRecord, rule: string, reason: string): Promise<void> {
+    ctx.log(`${origin.eventId} failed: ${rule}: ${reason}`);
+    let tail = provenance(record);
+    try {
+      tail = provenance(
+        await ctx.audit.appendResult(record, {
+          exit_code: null,
+          eraan: [origin.eventId],
+          eromheen: { failed: rule, reason },
+        }),
+      );
+    } catch (e) {
+      tail += ` (result not recorded: ${(e as Error).message})`;
+    }
+    sink.final(true, { head: `refused (${rule}): ${reason}`, tail });
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * One command from the Matrix side to its reply, through the L4 Airlock. The
+ * worker's part: 1 sender allowlist, 2 device trust (judged in sender_trust.ts,
+ * refusal passed in), 3 freshness and replay, the built-ins, rate and
+ * concurrency limits. Its refusals are recorded by the monitor; everything
+ * else goes to the monitor as one run request (4 policy, 5 the record on disk,
+ * the run), whose pushed progress and final answer become the reply and its edits.
+ * @module
+ */
+
+import type { Config } from "../config/config.ts";
+import type { SeenEvents } from "../airlock/replay.ts";
+import type { CommandOrigin } from "../monitor/protocol.ts";
+import type { Monitor } from "./monitor_client.ts";
+import { isBuiltin, runBuiltin } from "./builtins.ts";
+import { createJobs } from "./jobs.ts";
+import { rateLimiter } from "./limits.ts";
+import type { CommandHandler, IncomingCommand, Replier, ReplyParts } from "./reply_parts.ts";
+
+/** What the handler needs. */
+export interface HandlerDeps {
+  config: Config;
+  seen: SeenEvents;
+  /** The monitor, which records, judges and runs. */
+  monitor: Monitor;
+  /** Who commands run as, for `status`. */
+  execAs: string;
+  log: (msg: string) => void;
+}
+
+/** Builds the handler; it keeps the job table, counters and rate limits. */
+export function createHandler(deps: HandlerDeps): CommandHandler {
+  const { config, monitor, log } = deps;
+  const jobs = createJobs();
+  const limiter = rateLimiter(config.rateLimit);
+  const strangers = rateLimiter(config.rateLimit);
+  let strangerFlood = false;
+  const counters = { commands: 0, refused: 0 };
+  const startedAt = Date.now();
+  const execAs = deps.execAs;
+  const origin = (cmd: IncomingCommand): CommandOrigin => ({
+    sender: cmd.sender,
+    roomId: cmd.roomId,
+    eventId: cmd.eventId,
+    text: cmd.text,
+  });
+
+  /** Has a refusal recorded and answers it; one that cannot be recorded is still refused. */
+  async function refuse(cmd: IncomingCommand, reply: Replier | null, rule: string, reason: string) {
+    counters.refused++;
+    log(`refused ${cmd.eventId} from ${cmd.sender}: ${rule}: ${reason}`);
+    const tail = await monitor.record(origin(cmd), { kind: "deny", rule, reason });
+    if (reply) await reply.send({ head: `refused (${rule}): ${reason}`, tail });
+  }
+
+  return async (cmd, reply) => {
+    // 1. Sender allowlist. Strangers get no answer: nothing about the host leaks.
+    if (!config.allowedUsers.includes(cmd.sender)) {
+      // One budget for all strangers, so no number of accounts can flood the audit log.
+      if (!strangers.take("*")) {
+        if (strangerFlood) return;
+        strangerFlood = true;
+        return await refuse(
+          cmd,
+          null,
+          "deny.sender.flood",
+          `more than ${config.rateLimit} messages in a minute from users not in TIBET_NC_ALLOWED_USERS; further ones are dropped unrecorded until the rate falls`,
+        );
+      }
+      strangerFlood = false;
+      if (!deps.seen.claim(cmd.eventId, cmd.originTs)) return;
+      return await refuse(
+        cmd,
+        null,
+        "deny.sender",
+        `${cmd.sender} is not in TIBET_NC_ALLOWED_USERS`,
+      );
+    }
+    // 2. Device trust: judged when decrypting and again with fresh keys (sender_trust.ts).
+    // 3. Freshness and replay.
+    if (deps.seen.has(cmd.eventId)) return;
+    const age = Date.now() - cmd.originTs;
+    const stale = Math.abs(age) > config.timebox * 1000;
+    // Sent before this agent started: history from the first sync, never run or answered.
+    if (stale && cmd.originTs < startedAt) return;
+    if (!deps.seen.claim(cmd.eventId, cmd.originTs, cmd)) return;
+    const refusal = cmd.refusal ?? await cmd.judge?.();
+    if (refusal) return await refuse(cmd, reply, refusal.rule, refusal.reason);
+    if (stale) {
+      const secs = Math.round(age / 1000);
+      return await refuse(
+        cmd,
+        reply,
+        "deny.expired",
+        `expired: the command is ${secs} s old (TIBET_NC_TIMEBOX is ${config.timebox} s); not run`,
+      );
+    }
+
+    const words = cmd.text.trim().split(/\s+/);
+    if (isBuiltin(words)) {
+      const name = words[0].toLowerCase();
+      const parts = runBuiltin(
+        words,
+        { config, chain: monitor.chain, jobs, startedAt, counters, execAs },
+        cmd.sender,
+      );
+      if (name === "exit" || name === "cancel") {
+        parts.tail = await monitor.record(origin(cmd), { kind: name });
+      }
+      await reply.send(parts);
+      return;
+    }
+
+    if (!limiter.take(cmd.sender)) {
+      return await refuse(
+        cmd,
+        reply,
+        "deny.rate",
+        `more than ${config.rateLimit} commands in a minute from ${cmd.sender} (TIBET_NC_RATE_LIMIT); wait a moment`,
+      );
+    }
+    if (jobs.size >= config.maxConcurrent) {
+      return await refuse(
+        cmd,
+        reply,
+        "deny.busy",
+        `${jobs.size} commands are running (TIBET_NC_MAX_CONCURRENT); try again when one ends, or \`cancel\` one`,
+      );
+    }
+    await execute(cmd, reply);
+  };
+
+  /** One run request; its pushed progress becomes a "running" reply and its edits. */
+  async function execute(cmd: IncomingCommand, reply: Replier): Promise<void> {
+    const text = cmd.text.replace(/^timeout=\d+s?\s+/, "");
+    let replyId: string | null = null;
+    let latest: ReplyParts | null = null;
+    let busy: Promise<void> = Promise.resolve();
+    // Sends run one at a time; progress that arrives meanwhile is coalesced to the newest.
+    const flush = () => {
+      busy = busy.then(async () => {
+        const parts = latest;
+        latest = null;
+        if (parts === null) return;
+        if (replyId === null) replyId = await reply.send(parts);
+        else await reply.edit(replyId, parts);
+      }).catch((e) => log(`cannot stream #${job.id}: ${(e as Error).message}`));
+    };
+    const run = monitor.run(origin(cmd), (elapsedMs, body) => {
+      latest = {
+        head: `running #${job.id} (${Math.round(elapsedMs / 1000)} s): ${text}`,
+        pre: body,
+      };
+      flush();
+    });
+    const job = jobs.add({
+      eventId: cmd.eventId,
+      sender: cmd.sender,
+      roomId: cmd.roomId,
+      text,
+      startedAt: Date.now(),
+      handle: run,
+    });
+    const final = await run.done;
+    jobs.remove(job);
+    latest = null;
+    await busy;
+    if (final.ran) counters.commands++;
+    else counters.refused++;
+    if (!final.ran) log(`refused ${cmd.eventId}: ${final.parts.head}`);
+    if (replyId === null) await reply.send(final.parts);
+    else await reply.edit(replyId, final.parts);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The Matrix worker's side of the monitor protocol (`lib/monitor/protocol.ts`):
+ * one request per command or record, answers pushed back. The worker cannot
+ * start a process, write a record or read the signing key; it asks.
+ * @module
+ */
+
+import type { ChainHead } from "../audit/record.ts";
+import type { Unfinished } from "../airlock/replay.ts";
+import type { InterruptedAnswer } from "../monitor/interrupted.ts";
+import type {
+  ChainInfo,
+  CommandOrigin,
+  RecordEntry,
+  ToMonitor,
+  ToWorker,
+} from "../monitor/protocol.ts";
+import type { ReplyParts } from "./reply_parts.ts";
+
+/** How a command ended: `ran` is false when the monitor refused it. */
+export interface Final {
+  ran: boolean;
+  parts: ReplyParts;
+}
+
+/** A command the monitor has been asked to run. */
+export interface RunJob {
+  cancel(reason: string): void;
+  done: Promise<Final>;
+}
+
+/** The monitor, as the handler uses it. */
+export interface Monitor {
+  /** Records a refusal or an acting built-in; resolves to its provenance line. */
+  record(origin: CommandOrigin, entry: RecordEntry): Promise<string>;
+  /** Asks the monitor to judge, record and run a command. */
+  run(origin: CommandOrigin, onProgress: (elapsedMs: number, text: string) => void): RunJob;
+  /** What became of an earlier run's unfinished commands (asked once, at start). */
+  interrupted(unfinished: Unfinished[]): Promise<InterruptedAnswer[]>;
+  /** The chain as of the monitor's last answer. */
+  chain(): ChainInfo;
+}
+
+/** A monitor client that talks through `post`; feed it the monitor's messages. */
+export function monitorClient(
+  post: (m: ToMonitor) => void,
+  initial: ChainInfo,
+): { monitor: Monitor; receive(m: ToWorker): void } {
+  let next = 1;
+  let chain = initial;
+  const waiting = new Map<number, (m: ToWorker) => void>();
+  const progress = new Map<number, (elapsedMs: number, text: string) => void>();
+  const ask = (m: ToMonitor & { id: number }) =>
+    new Promise<ToWorker>((resolve) => {
+      waiting.set(m.id, resolve);
+      post(m);
+    });
+  const monitor: Monitor = {
+    async record(origin, entry) {
+      const r = await ask({ type: "record", id: next++, origin, entry });
+      return r.type === "recorded" ? r.tail : "(not recorded: no answer from the monitor)";
+    },
+    run(origin, onProgress) {
+      const id = next++;
+      progress.set(id, onProgress);
+      const done = ask({ type: "run", id, origin }).then((r): Final => {
+        progress.delete(id);
+        return r.type === "final"
+          ? { ran: r.ran, parts: r.parts }
+          : { ran: false, parts: { head: "failed: no answer from the monitor" } };
+      });
+      return { cancel: (reason) => post({ type: "cancel", id, reason }), done };
+    },
+    async interrupted(unfinished) {
+      const r = await ask({ type: "interrupted", id: next++, unfinished });
+      return r.type === "answers" ? r.answers : [];
+    },
+    chain: () => chain,
+  };
+  const setHead = (head: ChainHead) => {
+    if (head.seq >= chain.head.seq) chain = { ...chain, head };
+  };
+  return {
+    monitor,
+    receive(m) {
+      if (m.type === "progress") return progress.get(m.id)?.(m.elapsedMs, m.text);
+      if (m.type !== "final" && m.type !== "recorded" && m.type !== "answers") return;
+      setHead(m.head);
+      const resolve = waiting.get(m.id);
+      waiting.delete(m.id);
+      resolve?.(m);
+    },
+  };
+}
