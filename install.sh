@@ -819,7 +819,7 @@ RestartSec=5s
 RestartPreventExitStatus=2
 # SIGTERM goes to the agent alone, which stops syncing, waits for its running
 # commands and closes its stores; whatever is left after TimeoutStopSec gets
-# SIGKILL (the stores are durable against that, DESIGN.md section 5).
+# SIGKILL (the stores are durable against that).
 KillMode=mixed
 TimeoutStopSec=30s
 

@@ -1,6 +1,6 @@
 /**
  * Emission of TIBET tokens to `${BRAIN_API_BASE}/api/protocol/send`, as the
- * original tibet-nc did (DESIGN.md section 6), from a durable queue: a record is
+ * original tibet-nc did, from a durable queue: a record is
  * queued with one append and sent in the background with retries and backoff, so
  * a slow or absent endpoint never delays or fails a command, and nothing queued
  * is lost across restarts.
@@ -55,8 +55,8 @@ export function brainMessage(record: AuditRecord, hostname: string): BrainMessag
 }
 
 /**
- * Opens the queue file (0600) and starts sending to `base`. `fetchFn` is the
- * Worker's fetch (its permissions allow the endpoint's host).
+ * Opens the queue file (0600) and starts sending to `base`; the monitor runs it,
+ * so the Matrix worker needs no route to the endpoint.
  */
 export function openBrainQueue(
   base: string,

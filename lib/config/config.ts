@@ -1,5 +1,5 @@
 /**
- * Agent configuration from the environment (DESIGN.md section 7). Every value is
+ * Agent configuration from the environment. Every value is
  * checked at start; a bad one stops the agent with one line naming the variable.
  * @module
  */

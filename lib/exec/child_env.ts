@@ -1,8 +1,8 @@
 /**
  * The environment of a command's process, built from scratch. Nothing is copied
  * from the agent's own environment, so the access token, the store passphrase and
- * every `TIBET_NC_*` setting can never reach a child (DESIGN.md 4.7), and the pager
- * and editor variables close the classic escape hatches of a PTY (DESIGN.md 4.6).
+ * every `TIBET_NC_*` setting can never reach a child, and the pager
+ * and editor variables close the classic escape hatches of a PTY.
  * @module
  */
 

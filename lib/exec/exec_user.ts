@@ -1,7 +1,7 @@
 import { SCRIPT_PATH } from "./pty_helper.ts";
 
 /**
- * Who commands run as (DESIGN.md section 2): `TIBET_NC_EXEC_USER`, never the
+ * Who commands run as: `TIBET_NC_EXEC_USER`, never the
  * agent's own user, unless the configuration says so explicitly.
  * @module
  */

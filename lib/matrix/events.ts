@@ -1,5 +1,5 @@
 /**
- * Which Matrix messages are commands (DESIGN.md section 3): decrypted
+ * Which Matrix messages are commands: decrypted
  * `m.room.message` / `m.text`, not our own, not an edit, with the prefix rule of
  * the original tibet-nc.
  * @module

@@ -1,6 +1,6 @@
 /**
  * The parts of a reply and the interface that sends and edits replies, shared by
- * the Matrix side (`agent.ts`) and the command side (`handler.ts`).
+ * the Matrix side (`matrix_worker.ts`) and the command side (`handler.ts`).
  * @module
  */
 
