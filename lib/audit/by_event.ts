@@ -11,6 +11,26 @@ import { readTail } from "./tail.ts";
 /** The records naming one event, oldest first. */
 export type RecordsByEvent = Map<string, AuditRecord[]>;
 
+/** The parsable records among the last `maxRecords` of the log at `path` (a missing log has none). */
+function tailRecords(path: string, maxRecords: number): AuditRecord[] {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  try {
+    const dec = new TextDecoder();
+    return readTail(file, maxRecords).lines.flatMap((line) => {
+      const r = parseRecord(dec.decode(line));
+      return r.ok ? [r.value] : [];
+    });
+  } finally {
+    file.close();
+  }
+}
+
 /**
  * Reads the last `maxRecords` records of the log at `path` (a missing log has
  * none) and groups those naming one of `eventIds`. Lines that do not parse are
@@ -24,54 +44,25 @@ export function recordsByEvent(
   const wanted = new Set(eventIds);
   const out: RecordsByEvent = new Map();
   if (wanted.size === 0) return out;
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { read: true });
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return out;
-    throw e;
-  }
-  try {
-    const dec = new TextDecoder();
-    for (const line of readTail(file, maxRecords).lines) {
-      const r = parseRecord(dec.decode(line));
-      if (!r.ok) continue;
-      for (const id of r.value.token.eraan) {
-        if (!wanted.has(id)) continue;
-        const list = out.get(id) ?? [];
-        list.push(r.value);
-        out.set(id, list);
-      }
+  for (const record of tailRecords(path, maxRecords)) {
+    for (const id of record.token.eraan) {
+      if (!wanted.has(id)) continue;
+      const list = out.get(id) ?? [];
+      list.push(record);
+      out.set(id, list);
     }
-  } finally {
-    file.close();
   }
   return out;
 }
 
 /**
- * The Matrix event ids named by the last `maxRecords` records of the log at
- * `path` (none for a missing log): the commands that already have a record.
+ * The Matrix event ids named by the execute records among the last
+ * `maxRecords` of the log at `path`: the commands that already ran.
  */
 export function recentEventIds(path: string, maxRecords = 4096): Set<string> {
-  const ids = new Set<string>();
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { read: true });
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return ids;
-    throw e;
-  }
-  try {
-    const dec = new TextDecoder();
-    for (const line of readTail(file, maxRecords).lines) {
-      const r = parseRecord(dec.decode(line));
-      if (r.ok && r.value.token.token_type === "nc.command.execute") {
-        for (const id of r.value.token.eraan) ids.add(id);
-      }
-    }
-  } finally {
-    file.close();
-  }
-  return ids;
+  return new Set(
+    tailRecords(path, maxRecords)
+      .filter((r) => r.token.token_type === "nc.command.execute")
+      .flatMap((r) => r.token.eraan),
+  );
 }

@@ -60,6 +60,23 @@ export function checkOrigin(o: CommandOrigin, allowedUsers: string[], stranger =
   }
 }
 
+/** Appends a record of `origin` with the operator intent. */
+function appendFor(
+  audit: AuditLog,
+  origin: CommandOrigin,
+  token_type: string,
+  eromheen: JsonObject,
+): Promise<AuditRecord> {
+  return audit.append({
+    token_type,
+    actor: origin.sender,
+    erin: origin.text,
+    eraan: [origin.eventId],
+    eromheen: { room: origin.roomId, ...eromheen },
+    erachter: ERACHTER,
+  });
+}
+
 /** Appends the refusal of `origin` by `rule`. */
 export function appendDeny(
   audit: AuditLog,
@@ -68,14 +85,7 @@ export function appendDeny(
   rule: string,
   reason: string,
 ): Promise<AuditRecord> {
-  return audit.append({
-    token_type: "nc.airlock.deny",
-    actor: origin.sender,
-    erin: origin.text,
-    eraan: [origin.eventId],
-    eromheen: { hostname, room: origin.roomId, verdict: "deny", rule, reason },
-    erachter: ERACHTER,
-  });
+  return appendFor(audit, origin, "nc.airlock.deny", { hostname, verdict: "deny", rule, reason });
 }
 
 /** Appends the record that lets `origin` run. */
@@ -85,13 +95,10 @@ export function appendExecute(
   origin: CommandOrigin,
   context: JsonObject,
 ): Promise<AuditRecord> {
-  return audit.append({
-    token_type: "nc.command.execute",
-    actor: origin.sender,
-    erin: origin.text,
-    eraan: [origin.eventId],
-    eromheen: { hostname, room: origin.roomId, verdict: "allow", ...context },
-    erachter: ERACHTER,
+  return appendFor(audit, origin, "nc.command.execute", {
+    hostname,
+    verdict: "allow",
+    ...context,
   });
 }
 
@@ -117,14 +124,8 @@ export function appendRequested(
   }
   if (entry?.kind === "exit" || entry?.kind === "cancel") {
     checkOrigin(origin, config.allowedUsers);
-    return audit.append({
-      token_type: entry.kind === "exit" ? "nc.session.close" : "nc.command.cancel",
-      actor: origin.sender,
-      erin: origin.text,
-      eraan: [origin.eventId],
-      eromheen: { hostname: config.hostname, room: origin.roomId },
-      erachter: ERACHTER,
-    });
+    const type = entry.kind === "exit" ? "nc.session.close" : "nc.command.cancel";
+    return appendFor(audit, origin, type, { hostname: config.hostname });
   }
   throw new BadRequestError("unknown record kind");
 }

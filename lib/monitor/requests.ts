@@ -38,30 +38,23 @@ export function requestHandler(ctx: MonitorContext, send: (m: ToWorker) => void)
       switch (m.type) {
         case "run": {
           if (pending.has(m.id)) return log(`monitor: ignored a second run request #${m.id}`);
+          // Refused unrecorded: a request no honest worker sends.
+          const refuse = (rule: string, reason: string) => {
+            log(`monitor refused run request #${m.id}: ${rule}: ${reason}`);
+            const parts = { head: `refused (${rule}): ${reason}` };
+            send({ type: "final", id: m.id, ran: false, parts, head: audit.head() });
+          };
           try {
             checkOrigin(m.origin, config.allowedUsers);
           } catch (e) {
-            log(`monitor refused run request #${m.id}: ${(e as Error).message}`);
-            const head = `refused (deny.request): ${(e as Error).message}`;
-            return send({
-              type: "final",
-              id: m.id,
-              ran: false,
-              parts: { head },
-              head: audit.head(),
-            });
+            return refuse("deny.request", (e as Error).message);
           }
           if (pending.size >= config.maxConcurrent) {
             // The worker counts too; this holds even if it does not.
-            const reason = `${pending.size} commands are running (TIBET_NC_MAX_CONCURRENT)`;
-            const head = `refused (deny.busy): ${reason}`;
-            return send({
-              type: "final",
-              id: m.id,
-              ran: false,
-              parts: { head },
-              head: audit.head(),
-            });
+            return refuse(
+              "deny.busy",
+              `${pending.size} commands are running (TIBET_NC_MAX_CONCURRENT)`,
+            );
           }
           const job = startCommand(ctx, m.origin, {
             progress: (elapsedMs, text) => send({ type: "progress", id: m.id, elapsedMs, text }),
