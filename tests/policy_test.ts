@@ -86,7 +86,7 @@ export type Case = [text: string, expected: string];
 const LONG = "echo " + "a".repeat(10_000);
 const MANY = "echo" + " x".repeat(300);
 
-/** The policy table: every family of DESIGN.md 4.4/4.6, with obfuscations. */
+/** The policy table: every family the policy denies, with obfuscations. */
 export const CASES: Case[] = [
   // --- allowed: the everyday diagnostics of the brief and ordinary commands
   ["df -h", "allow"],

@@ -1,5 +1,5 @@
 /**
- * L4 Airlock step 4: the command policy (DESIGN.md 4.4 and 4.6). It judges the
+ * L4 Airlock step 4: the command policy. It judges the
  * parsed argv after the program was resolved in the bin dir, so quoting, spacing,
  * `./`, full paths and case tricks are already gone; program names are matched
  * case-insensitively, NFKC-normalised (fullwidth `ｒｅｂｏｏｔ` is `reboot`), with
