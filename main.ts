@@ -36,7 +36,7 @@ async function main(args: string[]): Promise<number> {
     case "policy":
       return await (await import("./lib/airlock/policy_cli.ts")).policyCommand(rest);
     case "audit":
-      return await (await import("./lib/audit/audit_cli.ts")).auditCommand(rest);
+      return await (await import("./lib/cli/audit.ts")).auditCommand(rest);
     case "trust":
       return await (await import("./lib/cli/trust.ts")).trustCommand(rest);
     case "login":

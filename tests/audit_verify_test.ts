@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { auditCommand } from "../lib/audit/audit_cli.ts";
+import { auditCommand } from "../lib/cli/audit.ts";
 import { recordL4 } from "../lib/audit/chain.ts";
 import type { JsonObject } from "../lib/audit/canonical_json.ts";
 import { type AuditRecord, openAuditLog } from "../lib/audit/log.ts";
@@ -307,7 +307,8 @@ Deno.test("audit CLI: verify exit codes and messages", async () => {
 
   const missing = await cli(["verify", "--log", `${DIR}/nope.jsonl`]);
   assert.equal(missing.code, 1);
-  assert.match(missing.err, /cannot read audit log .*nope\.jsonl/);
+  assert.match(missing.err, /no audit log at .*nope\.jsonl \(--log\): check the path/);
+  assert.doesNotMatch(missing.err, /NotFound|os error|No such file/);
 
   Deno.env.set("TIBET_NC_STATE_DIR", DIR);
   try {
@@ -315,6 +316,30 @@ Deno.test("audit CLI: verify exit codes and messages", async () => {
   } finally {
     Deno.env.delete("TIBET_NC_STATE_DIR");
   }
+});
+
+Deno.test("audit CLI: --env-file names the state dir; a missing log says what to pass", async () => {
+  const envFile = `${DIR}/agent.env`;
+  await Deno.writeTextFile(envFile, `TIBET_NC_STATE_DIR=${DIR}/\n`);
+  const ok = await cli(["verify", "--env-file", envFile]);
+  assert.equal(ok.code, 0, ok.err);
+  assert.equal(ok.out.split("\n")[0], `ok: ${N} records, head ${HEAD}`);
+  assert.equal((await cli(["show", "-n", "1", `--env-file=${envFile}`])).code, 0);
+
+  const empty = await Deno.makeTempDir({ dir: DIR });
+  await Deno.writeTextFile(envFile, `TIBET_NC_STATE_DIR=${empty}\n`);
+  const missing = await cli(["verify", "--env-file", envFile]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, new RegExp(`no audit log at ${empty}/audit\\.jsonl`));
+  assert.match(missing.err, /pass its env file with --env-file FILE, or the log with --log FILE/);
+  assert.doesNotMatch(missing.err, /NotFound|os error|No such file/);
+
+  const noFile = await cli(["verify", "--env-file", `${DIR}/no.env`]);
+  assert.equal(noFile.code, 1);
+  assert.match(noFile.err, /cannot read .*no\.env/);
+  const both = await cli(["verify", "--env-file", envFile, "--log", "x"]);
+  assert.equal(both.code, 2);
+  assert.match(both.err, /--log or --env-file, not both/);
 });
 
 Deno.test("audit CLI: show, help and usage errors", async () => {

@@ -3,7 +3,7 @@ import { startSynapse } from "./support/synapse.ts";
 import { startOperator } from "./support/operator.ts";
 import { startAgentProcess } from "./support/agent_process.ts";
 import { makeBinDir } from "./support/fixture.ts";
-import { updateEnvText } from "../lib/cli/login.ts";
+import { updateEnvText } from "../lib/config/env_file.ts";
 import { type CliRun, runMain } from "./support/cli.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -32,20 +32,3 @@ export function writeApprovals(stateDir: string, approvals: Approvals): void {
   Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(approvals, null, 2) + "\n", { mode: 0o600 });
   Deno.renameSync(`${path}.tmp`, path);
 }
-
-/** Asks the homeserver for `userId`'s current master key, or null if it has none. */
-export async function fetchMasterKey(
-  homeserver: string,
-  accessToken: string,
-  userId: string,
-): Promise<string | null> {
-  const r = await fetch(`${homeserver}/_matrix/client/v3/keys/query`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${accessToken}`, "content-type": "application/json" },
-    body: JSON.stringify({ device_keys: { [userId]: [] } }),
-  });
-  if (!r.ok) throw new Error(`keys/query for ${userId} failed: HTTP ${r.status}`);
-  const body = await r.json();
-  const keys = body.master_keys?.[userId]?.keys as Record<string, string> | undefined;
-  return keys ? Object.values(keys)[0] ?? null : null;
-}

@@ -5,18 +5,17 @@
  * @module
  */
 
-import v8 from "node:v8";
 import { type Config, ConfigError, loadConfig } from "../config/config.ts";
 import { withEnvFile } from "../config/env_file.ts";
 import { whoami } from "../matrix/client.ts";
-import { storeCipher } from "../store/store_key.ts";
-import { readRecords } from "../store/record_file.ts";
-import type { DbImage } from "../store/idb_image.ts";
+import { clientVersions, type VersionsAnswer } from "../matrix/account.ts";
+import { inspectStore } from "../store/inspect.ts";
 import { DEFAULT_POLICY, judge, loadPolicy } from "../airlock/policy.ts";
 import { AUDIT_LOG_FILE } from "../audit/log.ts";
 import { verifyLogFile } from "../audit/verify.ts";
 import { lookupUser } from "../exec/exec_user.ts";
 import { resolveProgram } from "../exec/resolve.ts";
+import { parseArgs, UsageError } from "./args.ts";
 
 const USAGE = `usage: tibet-nc doctor [--env-file FILE]
 
@@ -454,20 +453,15 @@ async function checkBinDir(r: Report, c: Config): Promise<void> {
 // ------------------------------------------------------------------ network
 
 async function checkHomeserver(r: Report, c: Config): Promise<boolean> {
-  const t0 = performance.now();
-  const local0 = Date.now();
-  let res: Response;
+  let res: VersionsAnswer;
   try {
-    res = await fetch(`${c.homeserver}/_matrix/client/versions`, {
-      signal: AbortSignal.timeout(10_000),
-    });
+    res = await clientVersions(c.homeserver);
   } catch (e) {
     r.line("FAIL", "homeserver", `cannot reach ${c.homeserver} (MATRIX_HOMESERVER): ${netText(e)}`);
     return false;
   }
-  const ms = performance.now() - t0;
-  const body = await res.json().catch(() => null);
-  if (!res.ok || !Array.isArray(body?.versions)) {
+  const { ms, versions } = res;
+  if (versions === null) {
     r.line(
       "FAIL",
       "homeserver",
@@ -478,17 +472,17 @@ async function checkHomeserver(r: Report, c: Config): Promise<boolean> {
   r.line(
     "ok",
     "homeserver",
-    `${c.homeserver} answers in ${ms.toFixed(0)} ms (Matrix ${body.versions.at(-1)})`,
+    `${c.homeserver} answers in ${ms.toFixed(0)} ms (Matrix ${versions.at(-1)})`,
   );
 
-  const date = res.headers.get("date");
+  const date = res.date;
   const server = date ? Date.parse(date) : NaN;
   if (Number.isNaN(server)) {
     r.line("warn", "clock", "the homeserver sent no usable Date header; cannot compare clocks");
     return true;
   }
   // Date has whole seconds: the server's time was within [server, server + 1 s).
-  const skew = (local0 + ms / 2 - (server + 500)) / 1000;
+  const skew = (res.sentAt + ms / 2 - (server + 500)) / 1000;
   const how = `the host clock is ${Math.abs(skew).toFixed(1)} s ${
     skew > 0 ? "ahead of" : "behind"
   } the homeserver's`;
@@ -556,22 +550,10 @@ async function checkToken(r: Report, c: Config): Promise<void> {
 /** Reads every database of the crypto store without writing (no compaction). */
 function checkCryptoStore(r: Report, c: Config): void {
   const dir = `${c.stateDir}/crypto`;
-  const names = new Set<string>();
-  let keyFile = false;
-  try {
-    for (const e of Deno.readDirSync(dir)) {
-      const m = e.name.match(/^(.*)\.(snap|journal)$/);
-      if (m) names.add(decodeURIComponent(m[1]));
-      if (e.name === "store-key.json") keyFile = true;
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
-      return r.line("FAIL", "crypto store", `cannot read ${dir}: ${errText(e)}`);
-    }
-  }
-  if (names.size === 0 && !keyFile) {
-    const bound = statOrNull(`${c.stateDir}/device.json`);
-    return bound
+  const found = inspectStore(dir, c.storePassphrase);
+  if (found.kind === "unreadable") return r.line("FAIL", "crypto store", found.reason);
+  if (found.kind === "empty") {
+    return statOrNull(`${c.stateDir}/device.json`)
       ? r.line(
         "FAIL",
         "crypto store",
@@ -583,44 +565,13 @@ function checkCryptoStore(r: Report, c: Config): void {
         `${dir} does not exist yet: it is created at the first login or start`,
       );
   }
-  let cipher;
-  try {
-    cipher = storeCipher(dir, c.storePassphrase);
-  } catch (e) {
-    return r.line("FAIL", "crypto store", errText(e));
-  }
-  let records = 0;
-  for (const name of names) {
-    const base = `${dir}/${encodeURIComponent(name)}`;
-    try {
-      const snap = readRecords(`${base}.snap`, cipher);
-      if (snap.records.length === 0 && (statOrNull(`${base}.snap`)?.size ?? 0) > 0) {
-        return r.line(
-          "FAIL",
-          "crypto store",
-          `${base}.snap is corrupt: the agent cannot load its keys`,
-        );
-      }
-      const image = snap.records.length > 0 ? v8.deserialize(snap.records[0]) as DbImage : null;
-      if (image && image.name !== name) throw new Error(`the snapshot holds "${image.name}"`);
-      const journal = readRecords(`${base}.journal`, cipher);
-      for (const rec of journal.records) v8.deserialize(rec);
-      records += journal.records.length;
-    } catch (e) {
-      return r.line(
-        "FAIL",
-        "crypto store",
-        `cannot read database "${name}" in ${dir}: ${errText(e)}`,
-      );
-    }
-  }
-  const rest = cipher
+  const rest = found.encrypted
     ? "encrypted at rest"
     : "not encrypted at rest (TIBET_NC_STORE_PASSPHRASE or _KEY_FILE would encrypt a new store)";
   r.line(
     "ok",
     "crypto store",
-    `${dir}: ${names.size} database(s) readable, ${records} journal record(s), ${rest}`,
+    `${dir}: ${found.databases} database(s) readable, ${found.journalRecords} journal record(s), ${rest}`,
   );
 }
 
@@ -649,18 +600,18 @@ async function checkAuditLog(r: Report, c: Config): Promise<void> {
 
 /** Runs `tibet-nc doctor`; returns 0 when nothing FAILs, 1 otherwise, 2 on usage errors. */
 export async function doctorCommand(args: string[]): Promise<number> {
-  let envFile: string | null = null;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "--help" || a === "-h") {
+  let envFile: string | null;
+  try {
+    const a = parseArgs(args, { values: ["--env-file"] });
+    if (a.help) {
       console.log(USAGE);
       return 0;
-    } else if (a === "--env-file" && i + 1 < args.length) envFile = args[++i];
-    else if (a.startsWith("--env-file=")) envFile = a.slice("--env-file=".length);
-    else {
-      console.error(`tibet-nc doctor: unknown argument "${a}"\n\n${USAGE}`);
-      return 2;
     }
+    envFile = a.values.get("--env-file") ?? null;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`tibet-nc doctor: ${e.message}\n\n${USAGE}`);
+    return 2;
   }
   const r = new Report();
   if (envFile === null && statOrNull(DEFAULT_ENV_FILE)) envFile = DEFAULT_ENV_FILE;

@@ -8,11 +8,20 @@
 
 import type { MatrixClient } from "matrix-js-sdk";
 import { ConfigError, loadConfig } from "../config/config.ts";
-import { withEnvFile } from "../config/env_file.ts";
+import {
+  inspectEnvFile,
+  probeWritable,
+  updateEnvText,
+  withEnvFile,
+  writeEnvFile,
+} from "../config/env_file.ts";
 import { bindDevice, type WhoAmI } from "../matrix/client.ts";
+import { fetchMasterKey, logout, passwordLogin, type Session } from "../matrix/account.ts";
 import { type DurableStore, openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
-import { syncDirOf, writeAllSync } from "../audit/durable_file.ts";
+import { storeFiles } from "../store/inspect.ts";
+import { parseArgs, UsageError } from "./args.ts";
+import { readPassword } from "./password.ts";
 import { deviceEd25519, groupsOfFour, setUpCrossSigning, startCrypto } from "./agent_crypto.ts";
 
 const USAGE = `usage: tibet-nc login --homeserver URL --user @bot:server [options]
@@ -53,22 +62,20 @@ interface Options {
   passwordStdin: boolean;
 }
 
-function parseArgs(args: string[]): Options | "help" {
-  const values = new Map<string, string>();
-  let passwordStdin = false;
-  const takes = ["--homeserver", "--user", "--env-file", "--state-dir", "--device-name"];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const eq = a.indexOf("=");
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    if (a === "--help" || a === "-h") return "help";
-    if (a === "--password-stdin") passwordStdin = true;
-    else if (takes.includes(name)) {
-      const v = eq > 0 ? a.slice(eq + 1) : args[++i];
-      if (v === undefined || v === "") throw new LoginError(`${name} needs a value`, 2);
-      values.set(name, v);
-    } else throw new LoginError(`unknown argument "${a}"`, 2);
+function parseLoginArgs(args: string[]): Options | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs(args, {
+      values: ["--homeserver", "--user", "--env-file", "--state-dir", "--device-name"],
+      flags: { "--password-stdin": [] },
+    });
+  } catch (e) {
+    if (e instanceof UsageError) throw new LoginError(e.message, 2);
+    throw e;
   }
+  if (parsed.help) return "help";
+  const { values } = parsed;
+  const passwordStdin = parsed.flags.has("--password-stdin");
   for (const need of ["--homeserver", "--user"]) {
     if (!values.has(need)) throw new LoginError(`${need} is required`, 2);
   }
@@ -82,252 +89,9 @@ function parseArgs(args: string[]): Options | "help" {
   };
 }
 
-// ------------------------------------------------------------------ env file
-
-/**
- * Returns `text` with each `KEY=` line of `values` replaced by the new value
- * (later duplicates dropped) and missing keys appended; other lines unchanged.
- */
-export function updateEnvText(text: string, values: Record<string, string>): string {
-  const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");
-  const done = new Set<string>();
-  const out: string[] = [];
-  for (const line of lines) {
-    const key = line.match(/^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=/)?.[1];
-    if (key === undefined || !Object.hasOwn(values, key)) {
-      out.push(line);
-    } else if (!done.has(key)) {
-      out.push(`${key}=${values[key]}`);
-      done.add(key);
-    }
-  }
-  for (const [k, v] of Object.entries(values)) if (!done.has(k)) out.push(`${k}=${v}`);
-  return out.join("\n") + "\n";
-}
-
-/** The env file as found before login: its text and owner, or null when missing. */
-interface EnvFileState {
-  text: string;
-  uid: number | null;
-  gid: number | null;
-}
-
-function inspectEnvFile(path: string): EnvFileState | null {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw new LoginError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  if (!info.isFile) throw new LoginError(`${path} is not a regular file`);
-  const mode = (info.mode ?? 0) & 0o777;
-  if (mode & 0o004) {
-    throw new LoginError(
-      `refusing to use ${path}: it is world-readable (mode 0${mode.toString(8)}), so any local ` +
-        `user may already have read the secrets in it; run "chmod 600 ${path}" (and replace ` +
-        `any access token or passphrase it holds), then log in again`,
-    );
-  }
-  try {
-    return { text: Deno.readTextFileSync(path), uid: info.uid, gid: info.gid };
-  } catch (e) {
-    throw new LoginError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-}
-
-/** Fails early, before the password is asked, when the env file's dir is not writable. */
-function probeWritable(envFile: string): void {
-  const probe = `${envFile}.tmp-${Deno.pid}`;
-  try {
-    Deno.openSync(probe, { write: true, createNew: true, mode: 0o600 }).close();
-    Deno.removeSync(probe);
-  } catch (e) {
-    throw new LoginError(`cannot write next to ${envFile}: ${(e as Error).message}`);
-  }
-}
-
-/** Writes the env file atomically (tmp + fsync + rename), mode 0600, owner kept. */
-function writeEnvFile(envFile: string, old: EnvFileState | null, text: string): void {
-  const tmp = `${envFile}.tmp-${Deno.pid}`;
-  const file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
-  try {
-    writeAllSync(file, new TextEncoder().encode(text));
-    Deno.chmodSync(tmp, 0o600);
-    if (old?.uid != null && old.gid != null && Deno.uid() === 0) {
-      Deno.chownSync(tmp, old.uid, old.gid);
-    }
-    file.syncSync();
-    file.close();
-    Deno.renameSync(tmp, envFile);
-  } catch (e) {
-    try {
-      file.close();
-    } catch { /* closed */ }
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* gone */ }
-    throw new LoginError(`cannot write ${envFile}: ${(e as Error).message}`);
-  }
-  try {
-    syncDirOf(envFile);
-  } catch { /* renamed already: the new file is in place */ }
-}
-
-// ------------------------------------------------------------------ password
-
-const CTRL_C = 0x03, CTRL_D = 0x04, CTRL_U = 0x15, BS = 0x08, DEL = 0x7f;
-
-/** Reads a password from the terminal with echo off; null when cancelled. */
-async function promptPassword(prompt: string): Promise<string | null> {
-  const enc = new TextEncoder();
-  Deno.stderr.writeSync(enc.encode(prompt));
-  const bytes: number[] = [];
-  const buf = new Uint8Array(256);
-  let cancelled = false;
-  Deno.stdin.setRaw(true);
-  try {
-    read: for (;;) {
-      const n = await Deno.stdin.read(buf);
-      if (n === null) break;
-      for (const b of buf.subarray(0, n)) {
-        if (b === 0x0d || b === 0x0a) break read;
-        if (b === CTRL_C || (b === CTRL_D && bytes.length === 0)) {
-          cancelled = true;
-          break read;
-        }
-        if (b === BS || b === DEL) {
-          // Drop one UTF-8 character: its continuation bytes, then its lead byte.
-          while (bytes.length > 0 && (bytes[bytes.length - 1] & 0xc0) === 0x80) bytes.pop();
-          bytes.pop();
-        } else if (b === CTRL_U) bytes.length = 0;
-        else if (b >= 0x20 || b === 0x09) bytes.push(b);
-      }
-    }
-  } finally {
-    Deno.stdin.setRaw(false);
-    Deno.stderr.writeSync(enc.encode("\n"));
-  }
-  return cancelled ? null : new TextDecoder().decode(new Uint8Array(bytes));
-}
-
-/** Reads one line from stdin (the rest is ignored). */
-async function readPasswordLine(): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const buf = new Uint8Array(4096);
-  for (;;) {
-    const n = await Deno.stdin.read(buf);
-    if (n === null) break;
-    chunks.push(buf.slice(0, n));
-    total += n;
-    if (buf.subarray(0, n).includes(0x0a) || total > 65536) break;
-  }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return new TextDecoder().decode(all).split("\n")[0].replace(/\r$/, "");
-}
-
-async function readPassword(userId: string, fromStdin: boolean): Promise<string> {
-  let password: string | null;
-  if (fromStdin || !Deno.stdin.isTerminal()) password = await readPasswordLine();
-  else {
-    password = await promptPassword(`password for ${userId}: `);
-    if (password === null) throw new LoginError("cancelled; nothing was changed");
-  }
-  if (password === "") throw new LoginError("no password given; nothing was changed");
-  return password;
-}
-
-// ------------------------------------------------------------------ homeserver
-
-interface Session extends WhoAmI {
-  accessToken: string;
-}
-
-async function passwordLogin(
-  homeserver: string,
-  userId: string,
-  password: string,
-  deviceName: string,
-): Promise<Session> {
-  let r: Response;
-  try {
-    r = await fetch(`${homeserver}/_matrix/client/v3/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        type: "m.login.password",
-        identifier: { type: "m.id.user", user: userId },
-        password,
-        initial_device_display_name: deviceName,
-      }),
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (e) {
-    const cause = (e as Error).cause instanceof Error
-      ? `: ${((e as Error).cause as Error).message}`
-      : "";
-    throw new LoginError(`cannot reach ${homeserver}: ${(e as Error).message}${cause}`);
-  }
-  const body = await r.json().catch(() => ({}));
-  if (r.status === 403 && body.errcode === "M_USER_DEACTIVATED") {
-    throw new LoginError(`the homeserver says ${userId} is deactivated`);
-  }
-  if (r.status === 403 || r.status === 401) {
-    throw new LoginError(
-      `the homeserver rejected the password for ${userId} (wrong password, or no such account)`,
-    );
-  }
-  if (r.status === 429) {
-    const wait = Math.ceil((body.retry_after_ms ?? 0) / 1000);
-    throw new LoginError(
-      `the homeserver is limiting logins; try again${wait ? ` in ${wait} s` : ""}`,
-    );
-  }
-  if (!r.ok || typeof body.access_token !== "string" || typeof body.device_id !== "string") {
-    const why = body.errcode ? `${body.errcode}: ${body.error ?? ""}` : `HTTP ${r.status}`;
-    throw new LoginError(`the homeserver refused the login (${why.trim()})`);
-  }
-  return {
-    userId: typeof body.user_id === "string" ? body.user_id : userId,
-    deviceId: body.device_id,
-    accessToken: body.access_token,
-  };
-}
-
-/** Logs the new device out again (deletes it) after a failure; best effort. */
-async function logout(homeserver: string, accessToken: string): Promise<void> {
-  try {
-    const r = await fetch(`${homeserver}/_matrix/client/v3/logout`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${accessToken}`, "content-type": "application/json" },
-      body: "{}",
-      signal: AbortSignal.timeout(10_000),
-    });
-    await r.body?.cancel();
-  } catch { /* the device stays; the message below says what happened */ }
-}
-
-/** The account's current master key as the homeserver publishes it, or null. */
+/** The account's published master key, or null when none (or the server cannot say). */
 async function publishedMasterKey(s: Session, homeserver: string): Promise<string | null> {
-  try {
-    const r = await fetch(`${homeserver}/_matrix/client/v3/keys/query`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${s.accessToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ device_keys: { [s.userId]: [] } }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const body = await r.json();
-    const keys = body?.master_keys?.[s.userId]?.keys as Record<string, string> | undefined;
-    return keys ? Object.values(keys)[0] ?? null : null;
-  } catch {
-    return null;
-  }
+  return await fetchMasterKey(homeserver, s.accessToken, s.userId).catch(() => null);
 }
 
 // ------------------------------------------------------------------ state dir
@@ -357,20 +121,17 @@ function checkStateDirFree(stateDir: string): void {
       throw new LoginError(`cannot read ${stateDir}/device.json: ${(e as Error).message}`);
     }
   }
+  let files;
   try {
-    for (const e of Deno.readDirSync(`${stateDir}/crypto`)) {
-      if (/\.(snap|journal)$/.test(e.name)) {
-        throw new LoginError(
-          `${stateDir}/crypto holds a crypto store but ${stateDir}/device.json is missing, so ` +
-            `it is not known which device it belongs to; move ${stateDir} away or pass --state-dir`,
-        );
-      }
-    }
+    files = storeFiles(`${stateDir}/crypto`);
   } catch (e) {
-    if (e instanceof LoginError) throw e;
-    if (!(e instanceof Deno.errors.NotFound)) {
-      throw new LoginError(`cannot read ${stateDir}/crypto: ${(e as Error).message}`);
-    }
+    throw new LoginError(`cannot read ${stateDir}/crypto: ${(e as Error).message}`);
+  }
+  if (files.databases.length > 0) {
+    throw new LoginError(
+      `${stateDir}/crypto holds a crypto store but ${stateDir}/device.json is missing, so ` +
+        `it is not known which device it belongs to; move ${stateDir} away or pass --state-dir`,
+    );
   }
 }
 
@@ -460,7 +221,7 @@ function settings(opts: Options, fileVars: Record<string, string>): Settings {
 /** Runs `tibet-nc login`; returns the exit code. */
 export async function loginCommand(args: string[]): Promise<number> {
   try {
-    const opts = parseArgs(args);
+    const opts = parseLoginArgs(args);
     if (opts === "help") {
       console.log(USAGE);
       return 0;

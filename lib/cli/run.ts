@@ -5,8 +5,8 @@
  */
 
 import { ConfigError, loadConfig } from "../config/config.ts";
-import { withEnvFile } from "../config/env_file.ts";
 import { runMonitor } from "../monitor/monitor.ts";
+import { environment, parseArgs, UsageError } from "./args.ts";
 
 const USAGE = `usage: tibet-nc run [--env-file FILE] [--verbose]
 
@@ -15,26 +15,25 @@ Starts the agent. Configuration comes from the environment (see README,
 
 /** Runs the agent until a signal; returns the exit code. */
 export async function runCli(args: string[]): Promise<number> {
-  let envFile: string | null = null;
-  let verbose = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "--env-file" && i + 1 < args.length) envFile = args[++i];
-    else if (a.startsWith("--env-file=")) envFile = a.slice("--env-file=".length);
-    else if (a === "--verbose" || a === "-v") verbose = true;
-    else if (a === "--help" || a === "-h") {
+  let envFile: string | undefined;
+  let verbose: boolean;
+  try {
+    const a = parseArgs(args, { values: ["--env-file"], flags: { "--verbose": ["-v"] } });
+    if (a.help) {
       console.log(USAGE);
       return 0;
-    } else {
-      console.error(`tibet-nc run: unknown argument "${a}"\n${USAGE}`);
-      return 2;
     }
+    envFile = a.values.get("--env-file");
+    verbose = a.flags.has("--verbose");
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`tibet-nc run: ${e.message}\n${USAGE}`);
+    return 2;
   }
   const log = (msg: string) => console.error(msg);
   let config;
   try {
-    const env = envFile ? withEnvFile(Deno.env.toObject(), envFile) : Deno.env.toObject();
-    config = loadConfig(env);
+    config = loadConfig(environment(envFile));
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(`tibet-nc: configuration error: ${e.message}`);

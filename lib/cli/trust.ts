@@ -6,8 +6,9 @@
  */
 
 import { ConfigError, loadConfig } from "../config/config.ts";
-import { withEnvFile } from "../config/env_file.ts";
-import { fetchMasterKey, readApprovals, writeApprovals } from "../airlock/trust.ts";
+import { environment, parseArgs, UsageError } from "./args.ts";
+import { readApprovals, writeApprovals } from "../airlock/trust.ts";
+import { fetchMasterKey } from "../matrix/account.ts";
 import { groupsOfFour } from "./agent_crypto.ts";
 
 const USAGE = `usage: tibet-nc trust @user:server [--env-file FILE]
@@ -19,28 +20,27 @@ operator's next command.`;
 
 /** Runs the command; returns the exit code. */
 export async function trustCommand(args: string[]): Promise<number> {
-  let envFile: string | null = null;
-  let user: string | null = null;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "--help" || a === "-h") {
+  let envFile: string | undefined;
+  let user: string | undefined;
+  try {
+    const a = parseArgs(args, { values: ["--env-file"], positionals: 1 });
+    if (a.help) {
       console.log(USAGE);
       return 0;
-    } else if (a === "--env-file" && i + 1 < args.length) envFile = args[++i];
-    else if (a.startsWith("--env-file=")) envFile = a.slice("--env-file=".length);
-    else if (a.startsWith("@") && user === null) user = a;
-    else {
-      console.error(`tibet-nc trust: unexpected argument "${a}"\n${USAGE}`);
-      return 2;
     }
-  }
-  if (!user) {
-    console.error(`tibet-nc trust: name the operator\n${USAGE}`);
+    envFile = a.values.get("--env-file");
+    user = a.positionals[0];
+    if (user === undefined) throw new UsageError("name the operator");
+    if (!/^@[^:\s]+:\S+$/.test(user)) {
+      throw new UsageError(`"${user}" is not a Matrix user id (@name:server)`);
+    }
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`tibet-nc trust: ${e.message}\n${USAGE}`);
     return 2;
   }
   try {
-    const env = envFile ? withEnvFile(Deno.env.toObject(), envFile) : Deno.env.toObject();
-    const config = loadConfig(env);
+    const config = loadConfig(environment(envFile));
     if (!config.allowedUsers.includes(user)) {
       console.error(`tibet-nc trust: ${user} is not in TIBET_NC_ALLOWED_USERS; add it there first`);
       return 1;

@@ -17,7 +17,8 @@ import {
 } from "matrix-js-sdk/lib/crypto-api/index.js";
 import type { CryptoBackend } from "matrix-js-sdk/lib/common-crypto/CryptoBackend.js";
 import type { Config } from "../config/config.ts";
-import { fetchMasterKey, readApprovals, writeApprovals } from "../airlock/trust.ts";
+import { readApprovals, writeApprovals } from "../airlock/trust.ts";
+import { fetchMasterKey } from "../matrix/account.ts";
 
 /** Decryption failures that mean "this device is not trusted", not "no key yet". */
 export const TRUST_FAILURES: Record<string, string> = {

@@ -2,23 +2,26 @@
  * `tibet-nc audit`: verify the audit log or show its last records.
  *
  * ```text
- * tibet-nc audit verify [--log FILE] [--pubkey HEX] [--head HEX] [--count N] [--threads N]
- * tibet-nc audit show [-n N] [--log FILE]
+ * tibet-nc audit verify [--log FILE | --env-file FILE] [--pubkey HEX] [--head HEX] [--count N] [--threads N]
+ * tibet-nc audit show [-n N] [--log FILE | --env-file FILE]
  * ```
  * Exit codes: 0 ok, 1 verification failed or the log is unreadable, 2 usage error.
  * @module
  */
 
-import { errorMessage } from "./errors.ts";
-import { AUDIT_LOG_FILE } from "./log.ts";
-import { readTail } from "./tail.ts";
-import type { AuditRecord } from "./record.ts";
-import type { TibetToken } from "./token.ts";
-import { verifyLogFile, type VerifyResult } from "./verify.ts";
+import { errorMessage } from "../audit/errors.ts";
+import { AUDIT_LOG_FILE } from "../audit/log.ts";
+import { readTail } from "../audit/tail.ts";
+import type { AuditRecord } from "../audit/record.ts";
+import type { TibetToken } from "../audit/token.ts";
+import { verifyLogFile, type VerifyResult } from "../audit/verify.ts";
+import { ConfigError } from "../config/config.ts";
+import { environment, parseArgs, UsageError } from "./args.ts";
 
 const USAGE = `Usage:
-  tibet-nc audit verify [--log FILE] [--pubkey HEX] [--head HEX] [--count N] [--threads N]
-  tibet-nc audit show [-n N] [--log FILE]
+  tibet-nc audit verify [--log FILE | --env-file FILE] [--pubkey HEX] [--head HEX]
+                        [--count N] [--threads N]
+  tibet-nc audit show [-n N] [--log FILE | --env-file FILE]
 
 verify  checks every record of the audit log: sequence, L4 hash chain, token
         hashes and Ed25519 signatures, parent links. Prints
@@ -33,10 +36,9 @@ show    prints the last N records (default 10): seq, time, type, actor, verdict 
         exit code, short l4. It does not verify; run verify for that.
   --log FILE    the audit log (default: $TIBET_NC_STATE_DIR/${AUDIT_LOG_FILE},
                 state dir default /var/lib/tibet-nc)
+  --env-file FILE  take TIBET_NC_STATE_DIR from the agent's env file
 
 Exit codes: 0 ok, 1 verification failed or log unreadable, 2 usage error.`;
-
-class UsageError extends Error {}
 
 /** Runs `tibet-nc audit <args>` and returns the process exit code. */
 export async function auditCommand(args: string[]): Promise<number> {
@@ -46,45 +48,63 @@ export async function auditCommand(args: string[]): Promise<number> {
       return 0;
     }
     const [sub, ...rest] = args;
-    const opts = parseOptions(
-      rest,
-      sub === "show" ? ["-n", "--log"] : [
-        "--log",
-        "--pubkey",
-        "--head",
-        "--count",
-        "--threads",
-      ],
-    );
+    const common = ["--log", "--env-file"];
+    const opts = parseArgs(rest, {
+      values: sub === "show"
+        ? ["-n", ...common]
+        : [...common, "--pubkey", "--head", "--count", "--threads"],
+    }).values;
+    if (opts.has("--log") && opts.has("--env-file")) {
+      throw new UsageError("give --log or --env-file, not both");
+    }
     if (sub === "verify") return await verify(opts);
     if (sub === "show") return show(opts);
     throw new UsageError(sub === undefined ? "missing subcommand" : `unknown subcommand ${sub}`);
   } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`tibet-nc audit: ${e.message}`);
+      return 1;
+    }
     if (!(e instanceof UsageError)) throw e;
     console.error(`tibet-nc audit: ${e.message}\n\n${USAGE}`);
     return 2;
   }
 }
 
-function parseOptions(args: string[], allowed: string[]): Map<string, string> {
-  const opts = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const eq = args[i].indexOf("=");
-    const name = eq > 0 ? args[i].slice(0, eq) : args[i];
-    if (!allowed.includes(name)) throw new UsageError(`unknown option ${name}`);
-    const value = eq > 0 ? args[i].slice(eq + 1) : args[++i];
-    if (value === undefined) throw new UsageError(`${name} needs a value`);
-    opts.set(name, value);
-  }
-  return opts;
-}
-
-function defaultLogPath(): string {
+/** The log named by --log, else the state dir's (from --env-file or the environment). */
+function logPath(opts: Map<string, string>): string {
+  const given = opts.get("--log");
+  if (given) return given;
   let dir: string | undefined;
   try {
-    dir = Deno.env.get("TIBET_NC_STATE_DIR");
-  } catch { /* no env permission: use the default */ }
-  return `${dir || "/var/lib/tibet-nc"}/${AUDIT_LOG_FILE}`;
+    dir = environment(opts.get("--env-file")).TIBET_NC_STATE_DIR?.trim();
+  } catch (e) {
+    // No env permission (a packaged verifier) means the default; a named file that fails is an error.
+    if (opts.has("--env-file")) throw e;
+  }
+  return `${(dir || "/var/lib/tibet-nc").replace(/\/+$/, "")}/${AUDIT_LOG_FILE}`;
+}
+
+/** Says what to pass when the log is not where it was looked for. */
+function cannotRead(path: string, opts: Map<string, string>, e: unknown): number {
+  if (e instanceof Deno.errors.NotFound && opts.has("--log")) {
+    console.error(
+      `tibet-nc audit: no audit log at ${path} (--log): check the path; the agent keeps ` +
+        `${AUDIT_LOG_FILE} in its state dir`,
+    );
+  } else if (e instanceof Deno.errors.NotFound) {
+    const from = opts.has("--env-file")
+      ? `TIBET_NC_STATE_DIR of ${opts.get("--env-file")}`
+      : "TIBET_NC_STATE_DIR, default /var/lib/tibet-nc";
+    console.error(
+      `tibet-nc audit: no audit log at ${path} (${from}): no command was recorded there yet, ` +
+        `or the agent's state dir is elsewhere: pass its env file with --env-file FILE, or ` +
+        `the log with --log FILE`,
+    );
+  } else {
+    console.error(`tibet-nc audit: cannot read audit log ${path}: ${errorMessage(e)}`);
+  }
+  return 1;
 }
 
 async function verify(opts: Map<string, string>): Promise<number> {
@@ -104,7 +124,7 @@ async function verify(opts: Map<string, string>): Promise<number> {
   if (threadsText !== undefined && !/^[1-9]\d{0,2}$/.test(threadsText)) {
     throw new UsageError("--threads must be a whole number from 1 to 999");
   }
-  const path = opts.get("--log") ?? defaultLogPath();
+  const path = logPath(opts);
   let result: VerifyResult;
   try {
     result = await verifyLogFile(path, {
@@ -113,8 +133,7 @@ async function verify(opts: Map<string, string>): Promise<number> {
       expectCount: countText === undefined ? undefined : Number(countText),
     }, { threads: threadsText === undefined ? undefined : Number(threadsText) });
   } catch (e) {
-    console.error(`tibet-nc audit: cannot read audit log ${path}: ${errorMessage(e)}`);
-    return 1;
+    return cannotRead(path, opts, e);
   }
   if (!result.ok) {
     console.log(`FAIL at record #${result.firstBadSeq}: ${result.reason}`);
@@ -134,14 +153,13 @@ function show(opts: Map<string, string>): number {
   if (!/^\d+$/.test(nText) || Number(nText) < 1) {
     throw new UsageError("-n must be a positive integer");
   }
-  const path = opts.get("--log") ?? defaultLogPath();
+  const path = logPath(opts);
   let lines: Uint8Array[];
   try {
     using file = Deno.openSync(path, { read: true });
     lines = readTail(file, Number(nText)).lines;
   } catch (e) {
-    console.error(`tibet-nc audit: cannot read audit log ${path}: ${errorMessage(e)}`);
-    return 1;
+    return cannotRead(path, opts, e);
   }
   const decoder = new TextDecoder();
   const rows = lines.map((line) => showRow(decoder.decode(line)));
