@@ -105,7 +105,7 @@ Deno.test(
         has(r, "ok", "config", new RegExp(bot.userId));
         has(r, "ok", "state dir", /mode 0700/);
         has(r, "ok", "state files");
-        has(r, "warn", "exec user", /TIBET_NC_EXEC_AS_SELF=yes/);
+        has(r, "warn", "guarantees", /^TIBET_NC_EXEC_AS_SELF=yes: commands run as the agent's/);
         has(r, "ok", "bin dir", /programs, all executable/);
         has(r, "ok", "homeserver", /answers in \d+ ms/);
         has(r, "ok", "clock", /within 2 s/);
@@ -187,11 +187,34 @@ Deno.test(
         const r = await cli("doctor", ["--env-file", wrong]);
         assert.equal(r.code, 1);
         has(r, "FAIL", "crypto store", /TIBET_NC_STORE_PASSPHRASE does not open/);
-        const invalid = await variant(envFile, `${dir}/invalid.env`, { TIBET_NC_TIMEBOX: "soon" });
+        const invalid = await variant(envFile, `${dir}/invalid.env`, {
+          TIBET_NC_TIMEBOX: "soon",
+          TIBET_NC_USER_ID: null,
+          TIBET_NC_ALLOWED_USERS: "alice",
+        });
         const r2 = await cli("doctor", ["--env-file", invalid]);
         assert.equal(r2.code, 1);
+        // Every problem at once, so one edit of the env file fixes them all.
         has(r2, "FAIL", "config", /^TIBET_NC_TIMEBOX: /);
+        has(r2, "FAIL", "config", /^TIBET_NC_USER_ID: is required/);
+        has(r2, "FAIL", "config", /^TIBET_NC_ALLOWED_USERS: "alice" is not a Matrix user id/);
       });
+
+      await t.step(
+        "settings that weaken a guarantee, and example values, are warnings",
+        async () => {
+          const weak = await variant(envFile, `${dir}/weak.env`, {
+            TIBET_NC_ALLOW_UNSIGNED_DEVICES: "yes",
+            TIBET_NC_ALLOWED_USERS: `${operatorUser.userId},@alice:example.org`,
+          });
+          const r = await cli("doctor", ["--env-file", weak]);
+          assert.equal(r.code, 0, r.stdout);
+          has(r, "warn", "guarantees", /^TIBET_NC_ALLOW_UNSIGNED_DEVICES=yes: a device its owner/);
+          has(r, "warn", "config", /still lists @alice:example\.org from the example file/);
+          const plain = await cli("doctor", ["--env-file", envFile]);
+          assert.ok(!plain.lines.some((l) => /ALLOW_UNSIGNED|example file/.test(l)), plain.stdout);
+        },
+      );
 
       const nobody = lookupUser("nobody");
       await t.step({

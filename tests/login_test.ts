@@ -201,6 +201,32 @@ Deno.test(
         assert.equal(envLines(await Deno.readTextFile(envFile)).TIBET_NC_ACCESS_TOKEN[0], token);
       });
 
+      await t.step("operators left as in the example file are a warning", async () => {
+        const pw = crypto.randomUUID();
+        const other = await synapse.register("bot-example", pw);
+        const exampleEnv = `${dir}/example.env`;
+        await Deno.writeTextFile(exampleEnv, "TIBET_NC_ALLOWED_USERS=@alice:example.org\n", {
+          mode: 0o600,
+        });
+        const r = await login([
+          "--homeserver",
+          synapse.url,
+          "--user",
+          other.userId,
+          "--env-file",
+          exampleEnv,
+          "--state-dir",
+          `${dir}/state-example`,
+          "--password-stdin",
+        ], `${pw}\n`);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(
+          r.stdout,
+          /warning: TIBET_NC_ALLOWED_USERS in .*example\.env still lists @alice:example\.org from the example file/,
+        );
+        assert.doesNotMatch(stdout, /example file/, "the first login named real operators");
+      });
+
       let room = "";
       await t.step("an agent started with that env file joins the operator's room", async () => {
         const agent = await startAgentProcess({}, ["--env-file", envFile]);

@@ -96,7 +96,7 @@ Deno.test("the monitor judges every run request itself: what the policy refuses 
   const key = await loadOrCreateSigningKey(`${markerDir}/signing_key.jwk`);
   const audit = await openAuditLog(`${markerDir}/audit.jsonl`, key);
   const sent: ToWorker[] = [];
-  const exec = { uid: null, gid: null, name: "self", home: "/tmp", warning: null };
+  const exec = { uid: null, gid: null, name: "self", home: "/tmp" };
   const monitor = requestHandler(
     { config, policy, exec, audit, log: () => {} },
     (m) => sent.push(m),

@@ -5,7 +5,13 @@
  * @module
  */
 
-import { type Config, ConfigError, loadConfig } from "../config/config.ts";
+import {
+  type Config,
+  ConfigError,
+  exampleOperators,
+  loadConfig,
+  weakenedGuarantees,
+} from "../config/config.ts";
 import { withEnvFile } from "../config/env_file.ts";
 import { whoami } from "../matrix/client.ts";
 import { clientVersions, type VersionsAnswer } from "../matrix/account.ts";
@@ -125,10 +131,26 @@ function checkConfig(r: Report, env: Record<string, string>): Config | null {
   try {
     const c = loadConfig(env);
     r.line("ok", "config", `${c.userId} on ${c.homeserver}, ${c.allowedUsers.length} operator(s)`);
+    const examples = exampleOperators(c);
+    if (examples.length > 0) {
+      r.line(
+        "warn",
+        "config",
+        `TIBET_NC_ALLOWED_USERS still lists ${
+          examples.join(", ")
+        } from the example file: set it to your operators' Matrix ids`,
+      );
+    }
+    for (const w of weakenedGuarantees(c)) {
+      r.line("warn", "guarantees", `${w.variable}: ${w.givesUp}`);
+    }
     return c;
   } catch (e) {
-    const why = e instanceof ConfigError ? e.message : errText(e);
-    r.line("FAIL", "config", why);
+    if (!(e instanceof ConfigError)) {
+      r.line("FAIL", "config", errText(e));
+      return null;
+    }
+    for (const problem of e.all) r.line("FAIL", "config", problem.message);
     return null;
   }
 }
@@ -264,13 +286,7 @@ async function checkExecUser(
   state: Deno.FileInfo | null,
   envFile: string | null,
 ) {
-  if (c.execAsSelf) {
-    return r.line(
-      "warn",
-      "exec user",
-      "TIBET_NC_EXEC_AS_SELF=yes: commands run as the agent's own user and could read its state dir, env file and keys (weaker; for demos and laptops)",
-    );
-  }
+  if (c.execAsSelf) return; // warned of under "guarantees"
   let user;
   try {
     user = lookupUser(c.execUser);

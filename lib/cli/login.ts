@@ -7,7 +7,7 @@
  */
 
 import type { MatrixClient } from "matrix-js-sdk";
-import { ConfigError, loadConfig } from "../config/config.ts";
+import { ConfigError, exampleOperators, loadConfig } from "../config/config.ts";
 import {
   inspectEnvFile,
   probeWritable,
@@ -179,6 +179,8 @@ interface Settings {
   /** Env file lines to write besides the four login variables. */
   extra: Record<string, string>;
   hasAllowedUsers: boolean;
+  /** Operators still as the example env file lists them. */
+  exampleOperators: string[];
 }
 
 function settings(opts: Options, fileVars: Record<string, string>): Settings {
@@ -204,6 +206,7 @@ function settings(opts: Options, fileVars: Record<string, string>): Settings {
       passphrase: config.storePassphrase,
       extra,
       hasAllowedUsers,
+      exampleOperators: hasAllowedUsers ? exampleOperators(config) : [],
     };
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
@@ -302,6 +305,14 @@ async function login(opts: Options): Promise<number> {
         "",
         `warning: ${s.stateDir} is mode 0${stateMode.toString(8)}: other users can enter it; ` +
           `run "chmod 700 ${s.stateDir}"`,
+      );
+    }
+    if (s.exampleOperators.length > 0) {
+      out.push(
+        "",
+        `warning: TIBET_NC_ALLOWED_USERS in ${opts.envFile} still lists ` +
+          `${s.exampleOperators.join(", ")} from the example file: set it to your operators' ` +
+          `Matrix ids, or no one can send commands`,
       );
     }
     if (!s.hasAllowedUsers) {

@@ -36,7 +36,9 @@ export async function runCli(args: string[]): Promise<number> {
     config = loadConfig(environment(envFile));
   } catch (e) {
     if (e instanceof ConfigError) {
-      console.error(`tibet-nc: configuration error: ${e.message}`);
+      for (const problem of e.all) {
+        console.error(`tibet-nc: configuration error: ${problem.message}`);
+      }
       return 2;
     }
     throw e;

@@ -1,6 +1,6 @@
 /**
- * Agent configuration from the environment. Every value is
- * checked at start; a bad one stops the agent with one line naming the variable.
+ * Agent configuration from the environment. Every value is checked at start;
+ * bad ones stop the agent with one line each, naming the variable.
  * @module
  */
 
@@ -45,10 +45,13 @@ export interface Config {
 export class ConfigError extends Error {
   /** The variable at fault. */
   variable: string;
+  /** Every problem {@linkcode loadConfig} found, this one first. */
+  all: ConfigError[];
   constructor(variable: string, problem: string) {
     super(`${variable}: ${problem}`);
     this.name = "ConfigError";
     this.variable = variable;
+    this.all = [this];
   }
 }
 
@@ -150,54 +153,84 @@ function readPassphrase(env: Record<string, string | undefined>): string | null 
   }
 }
 
-/** Builds the configuration from environment variables, or throws a ConfigError. */
+/**
+ * Builds the configuration from environment variables, or throws a ConfigError
+ * for the first problem, whose `all` lists every problem found (so a sysadmin
+ * fixes them in one pass).
+ */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const homeserver = url("MATRIX_HOMESERVER", required(env, "MATRIX_HOMESERVER"));
-  const uid = userId("TIBET_NC_USER_ID", required(env, "TIBET_NC_USER_ID"));
-  const accessToken = required(env, "TIBET_NC_ACCESS_TOKEN");
-  if (/\s/.test(accessToken)) {
-    throw new ConfigError("TIBET_NC_ACCESS_TOKEN", "contains white space");
-  }
-  const allowedRaw = env["TIBET_NC_ALLOWED_USERS"]?.trim();
-  if (!allowedRaw) {
-    throw new ConfigError(
-      "TIBET_NC_ALLOWED_USERS",
-      "is required (comma-separated operator ids); there is no default",
-    );
-  }
-  const allowedUsers = allowedRaw.split(",").map((s) => s.trim()).filter(Boolean)
-    .map((u) => userId("TIBET_NC_ALLOWED_USERS", u));
-  if (allowedUsers.length === 0) {
-    throw new ConfigError("TIBET_NC_ALLOWED_USERS", "lists no user");
-  }
-  const room = optional(env, "TIBET_NC_ROOM");
-  if (room !== null && !ROOM_ID.test(room)) {
-    throw new ConfigError("TIBET_NC_ROOM", `"${room}" is not a room id (expected !id:server)`);
-  }
-  const deviceId = optional(env, "TIBET_NC_DEVICE_ID");
-  if (deviceId !== null && !/^[A-Za-z0-9_\-+/=.]{1,255}$/.test(deviceId)) {
-    throw new ConfigError("TIBET_NC_DEVICE_ID", `"${deviceId}" is not a device id`);
-  }
-  const stateDir = optional(env, "TIBET_NC_STATE_DIR") ?? "/var/lib/tibet-nc";
-  if (!stateDir.startsWith("/")) {
-    throw new ConfigError("TIBET_NC_STATE_DIR", `must be an absolute path, got "${stateDir}"`);
-  }
-  const binDir = optional(env, "TIBET_NC_BIN_DIR") ?? "/usr/local/tibet-nc-bin";
-  if (!binDir.startsWith("/")) {
-    throw new ConfigError("TIBET_NC_BIN_DIR", `must be an absolute path, got "${binDir}"`);
-  }
-  const execAsSelf = yesNo(env, "TIBET_NC_EXEC_AS_SELF");
-  const allowUnsignedDevices = yesNo(env, "TIBET_NC_ALLOW_UNSIGNED_DEVICES");
+  const problems: ConfigError[] = [];
+  /** The value of `get`, or `fallback` with its problem noted, so later checks still run. */
+  const take = <T>(get: () => T, fallback: T): T => {
+    try {
+      return get();
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      problems.push(e);
+      return fallback;
+    }
+  };
+  const homeserver = take(() => url("MATRIX_HOMESERVER", required(env, "MATRIX_HOMESERVER")), "");
+  const uid = take(() => userId("TIBET_NC_USER_ID", required(env, "TIBET_NC_USER_ID")), "");
+  const accessToken = take(() => {
+    const token = required(env, "TIBET_NC_ACCESS_TOKEN");
+    if (/\s/.test(token)) throw new ConfigError("TIBET_NC_ACCESS_TOKEN", "contains white space");
+    return token;
+  }, "");
+  const allowedUsers = take(() => {
+    const raw = env["TIBET_NC_ALLOWED_USERS"]?.trim();
+    if (!raw) {
+      throw new ConfigError(
+        "TIBET_NC_ALLOWED_USERS",
+        "is required (comma-separated operator ids); there is no default",
+      );
+    }
+    const users = raw.split(",").map((s) => s.trim()).filter(Boolean)
+      .map((u) => userId("TIBET_NC_ALLOWED_USERS", u));
+    if (users.length === 0) throw new ConfigError("TIBET_NC_ALLOWED_USERS", "lists no user");
+    return users;
+  }, [] as string[]);
+  const room = take(() => {
+    const r = optional(env, "TIBET_NC_ROOM");
+    if (r !== null && !ROOM_ID.test(r)) {
+      throw new ConfigError("TIBET_NC_ROOM", `"${r}" is not a room id (expected !id:server)`);
+    }
+    return r;
+  }, null);
+  const deviceId = take(() => {
+    const d = optional(env, "TIBET_NC_DEVICE_ID");
+    if (d !== null && !/^[A-Za-z0-9_\-+/=.]{1,255}$/.test(d)) {
+      throw new ConfigError("TIBET_NC_DEVICE_ID", `"${d}" is not a device id`);
+    }
+    return d;
+  }, null);
+  const absolute = (name: string, fallback: string) =>
+    take(() => {
+      const dir = optional(env, name) ?? fallback;
+      if (!dir.startsWith("/")) {
+        throw new ConfigError(name, `must be an absolute path, got "${dir}"`);
+      }
+      return dir.replace(/\/+$/, "") || "/";
+    }, fallback);
+  const stateDir = absolute("TIBET_NC_STATE_DIR", "/var/lib/tibet-nc");
+  const binDir = absolute("TIBET_NC_BIN_DIR", "/usr/local/tibet-nc-bin");
+  const execAsSelf = take(() => yesNo(env, "TIBET_NC_EXEC_AS_SELF"), false);
+  const allowUnsignedDevices = take(() => yesNo(env, "TIBET_NC_ALLOW_UNSIGNED_DEVICES"), false);
   const brain = optional(env, "BRAIN_API_BASE");
-  const commandTimeout = seconds(env, "TIBET_NC_COMMAND_TIMEOUT", 60, 86400);
-  const commandTimeoutMax = seconds(env, "TIBET_NC_COMMAND_TIMEOUT_MAX", 3600, 86400);
+  const commandTimeout = take(() => seconds(env, "TIBET_NC_COMMAND_TIMEOUT", 60, 86400), 60);
+  const commandTimeoutMax = take(
+    () => seconds(env, "TIBET_NC_COMMAND_TIMEOUT_MAX", 3600, 86400),
+    3600,
+  );
   if (commandTimeout > commandTimeoutMax) {
-    throw new ConfigError(
-      "TIBET_NC_COMMAND_TIMEOUT",
-      `(${commandTimeout} s) is above TIBET_NC_COMMAND_TIMEOUT_MAX (${commandTimeoutMax} s)`,
+    problems.push(
+      new ConfigError(
+        "TIBET_NC_COMMAND_TIMEOUT",
+        `(${commandTimeout} s) is above TIBET_NC_COMMAND_TIMEOUT_MAX (${commandTimeoutMax} s)`,
+      ),
     );
   }
-  return {
+  const config: Config = {
     homeserver,
     userId: uid,
     accessToken,
@@ -205,19 +238,68 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     room,
     allowedUsers,
     hostname: optional(env, "TIBET_NC_HOSTNAME") ?? Deno.hostname(),
-    stateDir: stateDir.replace(/\/+$/, "") || "/",
-    binDir: binDir.replace(/\/+$/, "") || "/",
-    timebox: seconds(env, "TIBET_NC_TIMEBOX", 10, 86400),
-    storePassphrase: readPassphrase(env),
+    stateDir,
+    binDir,
+    timebox: take(() => seconds(env, "TIBET_NC_TIMEBOX", 10, 86400), 10),
+    storePassphrase: take(() => readPassphrase(env), null),
     commandTimeout,
     commandTimeoutMax,
-    maxOutputBytes: count(env, "TIBET_NC_MAX_OUTPUT_BYTES", 4_000_000_000, 1e12),
-    maxConcurrent: count(env, "TIBET_NC_MAX_CONCURRENT", 4, 1000),
-    rateLimit: count(env, "TIBET_NC_RATE_LIMIT", 30, 100000),
+    maxOutputBytes: take(() => count(env, "TIBET_NC_MAX_OUTPUT_BYTES", 4_000_000_000, 1e12), 0),
+    maxConcurrent: take(() => count(env, "TIBET_NC_MAX_CONCURRENT", 4, 1000), 4),
+    rateLimit: take(() => count(env, "TIBET_NC_RATE_LIMIT", 30, 100000), 30),
     policyFile: optional(env, "TIBET_NC_POLICY_FILE"),
     execUser: optional(env, "TIBET_NC_EXEC_USER") ?? "tibet-nc-exec",
     execAsSelf,
     allowUnsignedDevices,
-    brainApiBase: brain === null ? null : url("BRAIN_API_BASE", brain),
+    brainApiBase: brain === null ? null : take(() => url("BRAIN_API_BASE", brain), null),
   };
+  if (problems.length > 0) {
+    problems[0].all = problems;
+    throw problems[0];
+  }
+  return config;
+}
+
+/** A setting that gives up one of the default guarantees, and what it gives up. */
+export interface Weakening {
+  variable: string;
+  givesUp: string;
+}
+
+/**
+ * Every set variable that weakens a guarantee of the security model: `doctor`
+ * warns of each, `run` logs each at start, the README lists them.
+ */
+export function weakenedGuarantees(c: Config): Weakening[] {
+  const out: Weakening[] = [];
+  if (c.execAsSelf) {
+    out.push({
+      variable: "TIBET_NC_EXEC_AS_SELF=yes",
+      givesUp:
+        "commands run as the agent's own user and could read its state dir, env file and keys (for demos and laptops)",
+    });
+  }
+  if (c.allowUnsignedDevices) {
+    out.push({
+      variable: "TIBET_NC_ALLOW_UNSIGNED_DEVICES=yes",
+      givesUp:
+        "a device its owner did not cross-sign (a stolen access token, or a homeserver admin adding a device) can run commands and read their output (for clients that cannot cross-sign)",
+    });
+  }
+  if (c.storePassphrase === null) {
+    out.push({
+      variable: "no TIBET_NC_STORE_PASSPHRASE or TIBET_NC_STORE_KEY_FILE",
+      givesUp:
+        "the crypto store (the agent's device keys) is protected by file modes only, not encrypted at rest",
+    });
+  }
+  return out;
+}
+
+/** Domains of tibet-nc.env.example and the docs: never a real operator's. */
+const EXAMPLE_DOMAIN = /:(example\.(org|com|net)|localhost\.invalid)$/i;
+
+/** Allowed operators still as the example file has them: a set-up step left out. */
+export function exampleOperators(c: Pick<Config, "allowedUsers">): string[] {
+  return c.allowedUsers.filter((u) => EXAMPLE_DOMAIN.test(u));
 }

@@ -13,8 +13,6 @@ export interface ExecIdentity {
   gid: number | null;
   name: string;
   home: string;
-  /** A line for the start-up log when this setup is weaker than the default. */
-  warning: string | null;
 }
 
 /** A passwd entry. */
@@ -70,8 +68,6 @@ export async function execIdentity(userName: string, asSelf: boolean): Promise<E
       gid: null,
       name: "(the agent's own user)",
       home: "/tmp",
-      warning:
-        "TIBET_NC_EXEC_AS_SELF=yes: commands run as the agent's own user and could read its state dir, env file and keys (weaker; for demos and laptops)",
     };
   }
   const entry = lookupUser(userName);
@@ -93,5 +89,5 @@ export async function execIdentity(userName: string, asSelf: boolean): Promise<E
       `TIBET_NC_EXEC_USER: the agent cannot switch to "${userName}" (needs root or CAP_SETUID and CAP_SETGID, as tibet-nc.service grants); set TIBET_NC_EXEC_AS_SELF=yes to run commands as the agent's user (weaker)`,
     );
   }
-  return { uid: entry.uid, gid: entry.gid, name: userName, home: entry.home, warning: null };
+  return { uid: entry.uid, gid: entry.gid, name: userName, home: entry.home };
 }

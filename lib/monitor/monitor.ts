@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Config } from "../config/config.ts";
+import { type Config, weakenedGuarantees } from "../config/config.ts";
 import { loadPolicy } from "../airlock/policy.ts";
 import { emitting, openBrainQueue } from "../audit/brain.ts";
 import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
@@ -41,7 +41,7 @@ export async function runMonitor(
   Deno.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   checkHelpers();
   const exec = await execIdentity(config.execUser, config.execAsSelf);
-  if (exec.warning) log(`warning: ${exec.warning}`);
+  for (const w of weakenedGuarantees(config)) log(`warning: ${w.variable} (weaker): ${w.givesUp}`);
   const policy = await loadPolicy(config.policyFile ?? undefined);
   const key = await loadOrCreateSigningKey(`${config.stateDir}/${SIGNING_KEY_FILE}`);
   const chain = await openAuditLog(`${config.stateDir}/${AUDIT_LOG_FILE}`, key);
