@@ -34,7 +34,7 @@ async function main(args: string[]): Promise<number> {
     case "run":
       return await (await import("./lib/cli/run.ts")).runCli(rest);
     case "policy":
-      return await (await import("./lib/airlock/policy_cli.ts")).policyCommand(rest);
+      return await (await import("./lib/cli/policy.ts")).policyCommand(rest);
     case "audit":
       return await (await import("./lib/cli/audit.ts")).auditCommand(rest);
     case "trust":

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { parse as parseEnv } from "dotenv";
 import { ConfigError, loadConfig } from "../lib/config/config.ts";
-import { checkCommand } from "../lib/airlock/policy_cli.ts";
-import { DEFAULT_POLICY } from "../lib/airlock/policy.ts";
+import { checkCommand } from "../lib/cli/policy.ts";
+import { DEFAULT_POLICY } from "../lib/policy/judge.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const INSTALL_SH = `${REPO}/install.sh`;

@@ -6,8 +6,8 @@
  * test fails.
  */
 import assert from "node:assert/strict";
-import { DEFAULT_POLICY, parsePolicy, type Policy } from "../lib/airlock/policy.ts";
-import { checkCommand } from "../lib/airlock/policy_cli.ts";
+import { DEFAULT_POLICY, parsePolicy, type Policy } from "../lib/policy/judge.ts";
+import { checkCommand } from "../lib/cli/policy.ts";
 import { ALIASES, CASES, makeBinDir, PROGRAMS, withBin } from "./policy_test.ts";
 
 const DENIED = CASES.filter(([, expected]) => expected !== "allow");

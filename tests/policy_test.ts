@@ -5,8 +5,8 @@ import {
   loadPolicy,
   parsePolicy,
   type Policy,
-} from "../lib/airlock/policy.ts";
-import { checkCommand, policyCommand } from "../lib/airlock/policy_cli.ts";
+} from "../lib/policy/judge.ts";
+import { checkCommand, policyCommand } from "../lib/cli/policy.ts";
 
 // The table and the bin-dir builder are shared with policy_canary_test.ts; the
 // tests below register only when this file is the one being run.
@@ -776,7 +776,7 @@ test("policy check --json -: one JSON line per stdin command, exit 0 (subprocess
   const { root, bin } = await makeBinDir(false);
   try {
     const script = `${root}/cli.ts`;
-    const cli = new URL("../lib/airlock/policy_cli.ts", import.meta.url).href;
+    const cli = new URL("../lib/cli/policy.ts", import.meta.url).href;
     await Deno.writeTextFile(
       script,
       `import { policyCommand } from ${

@@ -16,7 +16,7 @@ import { withEnvFile } from "../config/env_file.ts";
 import { whoami } from "../matrix/client.ts";
 import { clientVersions, type VersionsAnswer } from "../matrix/account.ts";
 import { inspectStore } from "../store/inspect.ts";
-import { DEFAULT_POLICY, judge, loadPolicy } from "../airlock/policy.ts";
+import { DEFAULT_POLICY, judge, loadPolicy } from "../policy/judge.ts";
 import { AUDIT_LOG_FILE } from "../audit/log.ts";
 import { verifyLogFile } from "../audit/verify.ts";
 import { lookupUser } from "../exec/exec_user.ts";

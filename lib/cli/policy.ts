@@ -8,7 +8,7 @@
 
 import { parseCommand } from "../exec/parse.ts";
 import { baseName, resolveProgram } from "../exec/resolve.ts";
-import { judge, loadPolicy, type Policy, type Verdict } from "./policy.ts";
+import { judge, loadPolicy, type Policy, type Verdict } from "../policy/judge.ts";
 
 /** Bin dir used when neither `--bin-dir` nor `TIBET_NC_BIN_DIR` is given. */
 export const DEFAULT_BIN_DIR = "/usr/local/tibet-nc-bin";
