@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { DEFAULT_POLICY, parsePolicy, type Policy } from "../lib/policy/judge.ts";
-import { checkCommand } from "../lib/cli/policy.ts";
+import { checkCommand } from "../lib/policy/check.ts";
 import { ALIASES, CASES, makeBinDir, PROGRAMS, withBin } from "./policy_test.ts";
 
 const DENIED = CASES.filter(([, expected]) => expected !== "allow");

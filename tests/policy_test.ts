@@ -6,7 +6,8 @@ import {
   parsePolicy,
   type Policy,
 } from "../lib/policy/judge.ts";
-import { checkCommand, policyCommand } from "../lib/cli/policy.ts";
+import { checkCommand } from "../lib/policy/check.ts";
+import { policyCommand } from "../lib/cli/policy.ts";
 
 // The table and the bin-dir builder are shared with policy_canary_test.ts; the
 // tests below register only when this file is the one being run.

@@ -1,17 +1,13 @@
 /**
  * `tibet-nc policy check`: judges a command exactly as the agent would (parse,
  * resolve in the bin dir, policy), without Matrix and without running anything.
- * For administrators trying a policy file, and for {@linkcode checkCommand},
- * which the agent reuses.
+ * For administrators trying a policy file; the check itself is the monitor's,
+ * `lib/policy/check.ts`.
  * @module
  */
 
-import { parseCommand } from "../exec/parse.ts";
-import { baseName, resolveProgram } from "../exec/resolve.ts";
-import { judge, loadPolicy, type Policy, type Verdict } from "../policy/judge.ts";
-
-/** Bin dir used when neither `--bin-dir` nor `TIBET_NC_BIN_DIR` is given. */
-export const DEFAULT_BIN_DIR = "/usr/local/tibet-nc-bin";
+import { checkCommand, DEFAULT_BIN_DIR } from "../policy/check.ts";
+import { loadPolicy, type Policy } from "../policy/judge.ts";
 
 const USAGE = `usage: tibet-nc policy check [--bin-dir DIR] [--policy FILE] <command>
        tibet-nc policy check [--bin-dir DIR] [--policy FILE] --json - < commands.txt
@@ -27,39 +23,6 @@ options:
   -h, --help      this text
 
 exit status: 0 allowed (always 0 with --json), 1 denied, 2 usage or configuration error`;
-
-/** A {@linkcode Verdict} plus what was judged, so the caller runs exactly that. */
-export interface CheckedCommand extends Verdict {
-  /** The parsed argv (argv[0] as typed); absent when the text did not parse. */
-  argv?: string[];
-  /** The program's path in the bin dir; absent when it did not resolve. */
-  path?: string;
-}
-
-/**
- * Parses, resolves and judges one command's text: the whole policy path of the
- * agent. Parser refusals are `deny.parse`, a program missing from the bin dir is
- * `deny.resolve`, unless the built-in rules refuse the typed name anyway
- * (`/sbin/reboot` is reported as `deny.power`, the real reason).
- */
-export async function checkCommand(
-  text: string,
-  binDir: string,
-  policy: Policy,
-): Promise<CheckedCommand> {
-  const parsed = parseCommand(text);
-  if (!parsed.ok) return { verdict: "deny", rule: "deny.parse", reason: parsed.reason };
-  const argv = parsed.argv;
-  const found = await resolveProgram(binDir, argv[0]);
-  if (!found.ok) {
-    const typed = baseName(argv[0]);
-    const v = judge(argv, { name: typed, realName: typed }, policy);
-    if (v.verdict === "deny" && v.rule !== "deny.not-allowlisted") return { ...v, argv };
-    return { verdict: "deny", rule: "deny.resolve", reason: found.reason, argv };
-  }
-  const v = judge(argv, { name: found.name, realName: found.realName }, policy);
-  return { ...v, argv, path: found.path };
-}
 
 interface Options {
   binDir?: string;
