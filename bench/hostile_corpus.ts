@@ -24,7 +24,7 @@ import { replyContent } from "../lib/matrix/reply.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../lib/audit/signing_key.ts";
 import { AUDIT_LOG_FILE, openAuditLog } from "../lib/audit/log.ts";
 import { openSeenEvents } from "../lib/airlock/replay.ts";
-import { loadPolicy } from "../lib/policy/judge.ts";
+import { loadPolicy } from "../lib/policy/policy_file.ts";
 import { execIdentity } from "../lib/exec/exec_user.ts";
 import { createHandler } from "../lib/worker/handler.ts";
 import { monitorClient } from "../lib/worker/monitor_client.ts";

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { parse as parseEnv } from "dotenv";
 import { ConfigError, loadConfig } from "../lib/config/config.ts";
 import { checkCommand } from "../lib/policy/check.ts";
-import { DEFAULT_POLICY } from "../lib/policy/judge.ts";
+import { DEFAULT_POLICY } from "../lib/policy/policy_file.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const INSTALL_SH = `${REPO}/install.sh`;

@@ -6,7 +6,7 @@
  * test fails.
  */
 import assert from "node:assert/strict";
-import { DEFAULT_POLICY, parsePolicy, type Policy } from "../lib/policy/judge.ts";
+import { DEFAULT_POLICY, parsePolicy, type Policy } from "../lib/policy/policy_file.ts";
 import { checkCommand } from "../lib/policy/check.ts";
 import { ALIASES, CASES, makeBinDir, PROGRAMS, withBin } from "./policy_test.ts";
 

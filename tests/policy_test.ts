@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  DEFAULT_POLICY,
-  judge,
-  loadPolicy,
-  parsePolicy,
-  type Policy,
-} from "../lib/policy/judge.ts";
+import { judge } from "../lib/policy/judge.ts";
+import { DEFAULT_POLICY, loadPolicy, parsePolicy, type Policy } from "../lib/policy/policy_file.ts";
 import { checkCommand } from "../lib/policy/check.ts";
+import { ARG_RULES, argumentEscapes } from "../lib/policy/arg_rules.ts";
 import { policyCommand } from "../lib/cli/policy.ts";
 
 // The table and the bin-dir builder are shared with policy_canary_test.ts; the
@@ -746,7 +742,7 @@ test("policy check: exit 2 with one clear stderr line for usage and config error
         /cannot be read: not found/,
       ],
       [["check", "--bin-dir", bin], /no command given/],
-      [["check", "--frobnicate", "uptime"], /unknown option --frobnicate/],
+      [["check", "--frobnicate", "uptime"], /unknown argument "--frobnicate"/],
       [["check", "--bin-dir"], /--bin-dir needs a value/],
       [["check", "--json", "/tmp/x"], /use "--json -"/],
       [["check", "--json", "-", "uptime"], /either a command or --json -/],
@@ -787,6 +783,8 @@ test("policy check --json -: one JSON line per stdin command, exit 0 (subprocess
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
+        "--config",
+        new URL("../deno.json", import.meta.url).pathname,
         "--allow-read",
         "--allow-env",
         script,
@@ -818,5 +816,21 @@ test("policy check --json -: one JSON line per stdin command, exit 0 (subprocess
     for (const l of lines) assert.equal(typeof l.reason, "string");
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+test("argument rules are data: doctor's escape notes come from the rules the judge runs", () => {
+  // gawk is watched by the awk rule under its own name, and through a link.
+  assert.match(argumentEscapes(["gawk"]).join("\n"), /deny\.escape\.awk/);
+  assert.match(argumentEscapes(["mytool", "sort"]).join("\n"), /--compress-program/);
+  assert.deepEqual(argumentEscapes(["ls"]), []);
+  // Every escape note ends with the rule id the operator sees in a refusal.
+  for (const rule of ARG_RULES.filter((r) => r.escape !== undefined)) {
+    assert.ok(rule.programs.length > 0, `${rule.id}: an escape note needs its programs`);
+    assert.match(rule.escape!, /\(deny\.[a-z.-]+\)$/, rule.id);
+  }
+  const ids = new Set(ARG_RULES.map((r) => r.id));
+  for (const id of ["deny.escape.awk", "deny.escape.sed", "deny.escape.git", "deny.power"]) {
+    assert.ok(ids.has(id), id);
   }
 });

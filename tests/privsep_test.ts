@@ -3,7 +3,7 @@ import { loadConfig } from "../lib/config/config.ts";
 import { workerPermissions } from "../lib/monitor/permissions.ts";
 import { runMonitor } from "../lib/monitor/monitor.ts";
 import { requestHandler } from "../lib/monitor/requests.ts";
-import { loadPolicy } from "../lib/policy/judge.ts";
+import { loadPolicy } from "../lib/policy/policy_file.ts";
 import { openAuditLog } from "../lib/audit/log.ts";
 import { loadOrCreateSigningKey } from "../lib/audit/signing_key.ts";
 import type { ToWorker } from "../lib/monitor/protocol.ts";

@@ -1,7 +1,7 @@
 /**
  * One argument reader for every verb: `--name value`, `--name=value`, flags,
- * positionals and `--help`, so `run`, `doctor`, `trust`, `login` and `audit`
- * accept and refuse the same shapes with the same words.
+ * positionals and `--help`, so `run`, `doctor`, `trust`, `login`, `audit` and
+ * `policy` accept and refuse the same shapes with the same words.
  * @module
  */
 
@@ -32,6 +32,12 @@ export interface ArgSpec {
    * @default {0}
    */
   positionals?: number;
+  /**
+   * Options end at the first positional or `--`: it and every word after it are
+   * positionals, untouched, so a command line can follow (`policy check ls -l`).
+   * @default {false}
+   */
+  rest?: boolean;
 }
 
 /** A parsed command line. */
@@ -55,6 +61,10 @@ export function parseArgs(args: readonly string[], spec: ArgSpec): Args {
     const a = args[i];
     const eq = a.startsWith("--") ? a.indexOf("=") : -1;
     const name = eq > 0 ? a.slice(0, eq) : a;
+    if (spec.rest && (a === "--" || !a.startsWith("-") || a === "-")) {
+      out.positionals.push(...args.slice(a === "--" ? i + 1 : i));
+      break;
+    }
     if (a === "--help" || a === "-h") out.help = true;
     else if (values.includes(name)) {
       const v = eq > 0 ? a.slice(eq + 1) : args[++i];

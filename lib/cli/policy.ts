@@ -6,8 +6,9 @@
  * @module
  */
 
+import { parseArgs, UsageError } from "./args.ts";
 import { checkCommand, DEFAULT_BIN_DIR } from "../policy/check.ts";
-import { loadPolicy, type Policy } from "../policy/judge.ts";
+import { loadPolicy, type Policy } from "../policy/policy_file.ts";
 
 const USAGE = `usage: tibet-nc policy check [--bin-dir DIR] [--policy FILE] <command>
        tibet-nc policy check [--bin-dir DIR] [--policy FILE] --json - < commands.txt
@@ -32,35 +33,23 @@ interface Options {
 }
 
 /** Reads `policy check` arguments; options end at the first word of the command. */
-function parseArgs(args: string[]): Options | { help: true } | { error: string } {
-  const opts: Options = { json: false, text: "" };
-  let i = 0;
-  for (; i < args.length; i++) {
-    const a = args[i];
-    if (a === "-h" || a === "--help") return { help: true };
-    if (a === "--") {
-      i++;
-      break;
-    }
-    if (!a.startsWith("-") || a === "-") break;
-    const [flag, inline] = a.includes("=")
-      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
-      : [a, undefined];
-    if (!["--bin-dir", "--policy", "--json"].includes(flag)) {
-      return { error: `unknown option ${flag}` };
-    }
-    const value = inline ?? args[++i];
-    if (value === undefined || value === "") return { error: `${flag} needs a value` };
-    if (flag === "--bin-dir") opts.binDir = value;
-    else if (flag === "--policy") opts.policy = value;
-    else if (value !== "-") return { error: `--json reads stdin only: use "--json -"` };
-    else opts.json = true;
+function checkOptions(args: string[]): Options | { help: true } {
+  const a = parseArgs(args, { values: ["--bin-dir", "--policy", "--json"], rest: true });
+  if (a.help) return { help: true };
+  const json = a.values.get("--json");
+  if (json !== undefined && json !== "-") {
+    throw new UsageError(`--json reads stdin only: use "--json -"`);
   }
-  opts.text = args.slice(i).join(" ");
+  const opts: Options = {
+    binDir: a.values.get("--bin-dir"),
+    policy: a.values.get("--policy"),
+    json: json !== undefined,
+    text: a.positionals.join(" "),
+  };
   if (opts.json && opts.text !== "") {
-    return { error: "give either a command or --json -, not both" };
+    throw new UsageError("give either a command or --json -, not both");
   }
-  if (!opts.json && opts.text === "") return { error: "no command given" };
+  if (!opts.json && opts.text === "") throw new UsageError("no command given");
   return opts;
 }
 
@@ -87,14 +76,17 @@ export async function policyCommand(args: string[]): Promise<number> {
     console.error(`tibet-nc policy: unknown subcommand "${sub}" (try "tibet-nc policy --help")`);
     return 2;
   }
-  const opts = parseArgs(rest);
+  let opts: Options | { help: true };
+  try {
+    opts = checkOptions(rest);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`tibet-nc policy check: ${e.message} (try "tibet-nc policy --help")`);
+    return 2;
+  }
   if ("help" in opts) {
     console.log(USAGE);
     return 0;
-  }
-  if ("error" in opts) {
-    console.error(`tibet-nc policy check: ${opts.error} (try "tibet-nc policy --help")`);
-    return 2;
   }
 
   const binDir = opts.binDir ?? envBinDir() ?? DEFAULT_BIN_DIR;

@@ -11,7 +11,7 @@ import type { AuditLog, AuditRecord } from "../audit/log.ts";
 import { AuditUnavailableError } from "../audit/errors.ts";
 import type { Config } from "../config/config.ts";
 import { checkCommand } from "../policy/check.ts";
-import type { Policy } from "../policy/judge.ts";
+import type { Policy } from "../policy/policy_file.ts";
 import { childEnv } from "../exec/child_env.ts";
 import type { ExecIdentity } from "../exec/exec_user.ts";
 import { createOutputBuffer } from "../exec/output.ts";

@@ -8,7 +8,7 @@
  */
 
 import { type Config, weakenedGuarantees } from "../config/config.ts";
-import { loadPolicy } from "../policy/judge.ts";
+import { loadPolicy } from "../policy/policy_file.ts";
 import { emitting, openBrainQueue } from "../audit/brain.ts";
 import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";

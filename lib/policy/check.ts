@@ -7,7 +7,8 @@
 
 import { parseCommand } from "../exec/parse.ts";
 import { baseName, resolveProgram } from "../exec/resolve.ts";
-import { judge, type Policy, type Verdict } from "./judge.ts";
+import { judge, type Verdict } from "./judge.ts";
+import type { Policy } from "./policy_file.ts";
 
 /** Bin dir used when neither `--bin-dir` nor `TIBET_NC_BIN_DIR` is given. */
 export const DEFAULT_BIN_DIR = "/usr/local/tibet-nc-bin";
