@@ -92,7 +92,7 @@ Deno.test(
             await limit("DELETE");
           }
           const retried = w.agent.lines.slice(before).filter((l) =>
-            /not sent .*retrying in/.test(l)
+            /^(reply to|edit of) \S+ failed \(.*\); retrying in/.test(l)
           );
           assert.ok(retried.length > 0, "the homeserver never rate-limited the agent: no proof");
           const waits = new Set(retried.map((l) => l.match(/retrying in (\S+ s)/)?.[1]));
