@@ -769,7 +769,7 @@ test("policy check: --help prints the usage and exits 0", async () => {
   }
 });
 
-test("policy check --json -: one JSON line per stdin command, exit 0 (subprocess)", async () => {
+test("policy check --json -: one JSON line per stdin line, in order, blank ones too (subprocess)", async () => {
   const { root, bin } = await makeBinDir(false);
   try {
     const script = `${root}/cli.ts`;
@@ -799,7 +799,8 @@ test("policy check --json -: one JSON line per stdin command, exit 0 (subprocess
       stderr: "piped",
     }).spawn();
     const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode("df -h\nreboot\n\nuptime; id\r\nenv reboot\n"));
+    // A blank line is answered too, and a last line needs no newline.
+    await writer.write(new TextEncoder().encode("df -h\nreboot\n\nuptime; id\r\n  \nenv reboot"));
     await writer.close();
     const { code, stdout, stderr } = await child.output();
     assert.equal(code, 0, new TextDecoder().decode(stderr));
@@ -809,7 +810,9 @@ test("policy check --json -: one JSON line per stdin command, exit 0 (subprocess
       [
         ["df -h", "allow", "allow.default"],
         ["reboot", "deny", "deny.power"],
+        ["", "deny", "deny.parse"],
         ["uptime; id", "deny", "deny.parse"],
+        ["  ", "deny", "deny.parse"],
         ["env reboot", "deny", "deny.wrapper"],
       ],
     );

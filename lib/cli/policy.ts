@@ -20,7 +20,8 @@ Give the command as one quoted argument, exactly as typed in the room.
 options:
   --bin-dir DIR   allowlisted programs (default: $TIBET_NC_BIN_DIR, else ${DEFAULT_BIN_DIR})
   --policy FILE   JSON policy file {"mode": "denylist"|"allowlist", "allow": [...], "deny": [...]}
-  --json -        read commands from stdin, one per line; print one JSON object per line
+  --json -        read commands from stdin, one per line; print one JSON object per
+                  line, in order, blank lines included (they are refused)
   -h, --help      this text
 
 exit status: 0 allowed (always 0 with --json), 1 denied, 2 usage or configuration error`;
@@ -61,10 +62,24 @@ function envBinDir(): string | undefined {
   }
 }
 
+/** The lines of `stream` without their `\n`; a last line without one counts too. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of stream) {
+    const parts = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+    rest = parts.pop()!;
+    yield* parts;
+  }
+  rest += decoder.decode();
+  if (rest !== "") yield rest;
+}
+
 /**
  * Runs `tibet-nc policy <args>` and returns the exit status: 0 allow, 1 deny,
  * 2 usage or configuration error (one line on stderr). With `--json -`, one JSON
- * line `{"command","verdict","rule","reason"}` per stdin line, and status 0.
+ * line `{"command","verdict","rule","reason"}` per stdin line, in order, a
+ * blank line included (refused: `deny.parse`), and status 0.
  */
 export async function policyCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -110,10 +125,9 @@ export async function policyCommand(args: string[]): Promise<number> {
     console.log(`verdict: ${v.verdict}\nrule:    ${v.rule}\nreason:  ${v.reason}`);
     return v.verdict === "allow" ? 0 : 1;
   }
-  const input = await new Response(Deno.stdin.readable).text();
-  for (const line of input.split("\n")) {
+  // Streamed, one answer per line as it comes, so a coprocess can pair them.
+  for await (const line of lines(Deno.stdin.readable)) {
     const command = line.replace(/\r$/, "");
-    if (command.trim() === "") continue;
     const v = await checkCommand(command, binDir, policy);
     console.log(JSON.stringify({ command, verdict: v.verdict, rule: v.rule, reason: v.reason }));
   }
