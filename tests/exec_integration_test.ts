@@ -77,6 +77,11 @@ Deno.test(
           progress.length >= 2,
           `expected >= 2 progress edits, got ${progress.length}: ${JSON.stringify(edits)}`,
         );
+        // A client that does not apply edits shows the last edit's own body: the whole result.
+        const shown = operator.editFallbacks(room, reply.getId()!).at(-1) ?? "";
+        assert.match(shown, /^\* /);
+        assert.match(shown, /tick 10/);
+        assert.match(shown, /^TIBET: /m);
       });
 
       await t.step("`cancel` stops `sleep 100` and leaves no process", async () => {

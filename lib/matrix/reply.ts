@@ -9,11 +9,21 @@
 export interface ReplyContent {
   msgtype: "m.notice";
   body: string;
-  format: "org.matrix.custom.html";
-  formatted_body: string;
+  /** Absent when the HTML would not fit {@linkcode MAX_EVENT_BYTES}. */
+  format?: "org.matrix.custom.html";
+  formatted_body?: string;
   "m.relates_to"?: { "m.in_reply_to": { event_id: string } };
   [key: string]: unknown;
 }
+
+/**
+ * Plain-JSON bytes a reply or edit may have in all: its encrypted form (base64
+ * of this, plus Megolm's overhead) must stay under the homeserver's 64 KiB
+ * event limit.
+ */
+export const MAX_EVENT_BYTES = 46_000;
+
+const bytes = (v: unknown): number => new TextEncoder().encode(JSON.stringify(v)).length;
 
 /** Escapes text for HTML element content (attributes are never built from text). */
 export function escapeHtml(s: string): string {
@@ -42,12 +52,23 @@ export function replyContent(
     formatted_body: html,
   };
   if (inReplyTo) content["m.relates_to"] = { "m.in_reply_to": { event_id: inReplyTo } };
+  if (bytes(content) > MAX_EVENT_BYTES) {
+    // Escaping can make the HTML five times the text (`&` is `&amp;`): plain text then.
+    delete content.format;
+    delete content.formatted_body;
+  }
   return content;
 }
 
 /**
- * An edit (`m.replace`) of reply `replyId` to the new parts. The top-level body is
- * only the fallback for clients without edits, so it stays short.
+ * Plain-JSON bytes an edit may have in all: its encrypted form (base64 of this,
+ * plus Megolm's overhead) must stay under the homeserver's 64 KiB event limit.
+ */
+/**
+ * An edit (`m.replace`) of reply `replyId` to the new parts. Clients without
+ * edits show only the top-level body, so, as the spec's fallback, it is the full
+ * new text prefixed with `* ` (HTML too, when it fits), cut to fit
+ * {@linkcode MAX_EVENT_BYTES} only when the output is that large.
  */
 export function editContent(
   replyId: string,
@@ -55,10 +76,28 @@ export function editContent(
 ): Record<string, unknown> {
   const full = replyContent(null, parts);
   const { "m.relates_to": _none, ...newContent } = full;
-  return {
+  const edit: Record<string, unknown> = {
     msgtype: "m.notice",
-    body: `* ${parts.head ?? "(edited)"}`,
+    body: `* ${full.body}`,
+    ...(full.formatted_body === undefined ? {} : {
+      format: "org.matrix.custom.html",
+      formatted_body: `* ${full.formatted_body}`,
+    }),
     "m.new_content": newContent,
     "m.relates_to": { rel_type: "m.replace", event_id: replyId },
   };
+  if (bytes(edit) <= MAX_EVENT_BYTES) return edit;
+  delete edit.format;
+  delete edit.formatted_body;
+  // Still too large: cut the output's end, keep the provenance line.
+  const tail = parts.tail ? `\n${parts.tail}` : "";
+  const note = "\n… (cut: the edited message has the whole output)";
+  const text = edit.body as string;
+  let head = text.slice(0, text.length - tail.length);
+  while (bytes(edit) > MAX_EVENT_BYTES && head.length > 0) {
+    head = head.slice(0, Math.max(0, head.length - (bytes(edit) - MAX_EVENT_BYTES) - note.length));
+    if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+    edit.body = head + note + tail;
+  }
+  return edit;
 }

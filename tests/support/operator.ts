@@ -45,6 +45,8 @@ export interface Operator {
   waitForFinal(roomId: string, eventId: string, timeoutMs?: number): Promise<string>;
   /** Bodies of the edits of reply `replyId`, in order. */
   edits(roomId: string, replyId: string): string[];
+  /** The top-level bodies of those edits: what a client without edits shows. */
+  editFallbacks(roomId: string, replyId: string): string[];
   /** Replaces the user's cross-signing identity (a new master key). */
   resetIdentity(): Promise<void>;
   /** Every decrypted notice seen so far in `roomId`. */
@@ -84,6 +86,11 @@ export async function startOperator(
   }
 
   const seen = new Map<string, MatrixEvent[]>();
+  const editsOf = (roomId: string, replyId: string) =>
+    (seen.get(roomId) ?? []).filter((ev) => {
+      const rel = ev.getContent()["m.relates_to"];
+      return rel?.rel_type === "m.replace" && rel.event_id === replyId;
+    });
   const waiters = new Set<() => void>();
   const note = (ev: MatrixEvent) => {
     if (ev.isBeingDecrypted() || ev.isDecryptionFailure()) return;
@@ -200,12 +207,10 @@ export async function startOperator(
       return body;
     },
     edits(roomId, replyId) {
-      return (seen.get(roomId) ?? [])
-        .filter((ev) => {
-          const rel = ev.getContent()["m.relates_to"];
-          return rel?.rel_type === "m.replace" && rel.event_id === replyId;
-        })
-        .map((ev) => ev.getContent()["m.new_content"]?.body ?? "");
+      return editsOf(roomId, replyId).map((ev) => ev.getContent()["m.new_content"]?.body ?? "");
+    },
+    editFallbacks(roomId, replyId) {
+      return editsOf(roomId, replyId).map((ev) => ev.getContent().body ?? "");
     },
     async resetIdentity() {
       await crypto.bootstrapCrossSigning({
