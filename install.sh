@@ -801,9 +801,10 @@ embedded_unit() {
 Description=tibet-nc agent: commands from an end-to-end-encrypted Matrix room
 Wants=network-online.target
 After=network-online.target
-# Stop retrying after 5 failed starts in 10 minutes (e.g. homeserver gone for good).
-StartLimitIntervalSec=600
-StartLimitBurst=5
+# Never give up: this unit is how the host is reached, so a lockout needs another
+# way in. The agent itself waits for an unreachable homeserver; a crash is
+# restarted every RestartSec, forever. Configuration errors are not (below).
+StartLimitIntervalSec=0
 
 [Service]
 Type=exec
@@ -815,8 +816,9 @@ Group=tibet-nc
 EnvironmentFile=/etc/tibet-nc.env
 Restart=on-failure
 RestartSec=5s
-# Exit status 2 is a configuration error: restarting cannot fix it.
-RestartPreventExitStatus=2
+# 2 is a usage error, 78 (EX_CONFIG) a configuration error (a bad variable, a
+# rejected token, a missing exec user): restarting cannot fix either.
+RestartPreventExitStatus=2 78
 # SIGTERM goes to the agent alone, which stops syncing, waits for its running
 # commands and closes its stores; whatever is left after TimeoutStopSec gets
 # SIGKILL (the stores are durable against that).

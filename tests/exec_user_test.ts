@@ -78,7 +78,7 @@ Deno.test({
     // The agent itself as nobody: no root, no CAP_SETUID.
     const agent = await startAgentProcess(env, [], { uid: 65534, gid: 65534 });
     const code = await agent.status.then((s) => s.code);
-    assert.equal(code, 1);
+    assert.equal(code, 78, "a configuration error: the unit must not restart it");
     assert.ok(
       agent.lines.some((l) =>
         /TIBET_NC_EXEC_USER: the agent cannot switch to "daemon".*TIBET_NC_EXEC_AS_SELF=yes/.test(l)

@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { EXIT_CONFIG } from "../lib/config/config.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const UNIT_PATH = `${REPO}/tibet-nc.service`;
@@ -115,8 +116,11 @@ Deno.test("the unit runs the agent as tibet-nc with only the capabilities it nee
   assert.equal(one("StateDirectory"), "tibet-nc");
   assert.equal(one("StateDirectoryMode"), "0700");
   assert.equal(one("Restart"), "on-failure");
-  // A configuration error exits 2 (lib/cli/run.ts): restarting cannot fix it.
-  assert.equal(one("RestartPreventExitStatus"), "2");
+  // A usage error exits 2, a configuration error 78 (lib/cli/run.ts): restarting
+  // cannot fix them; anything else is restarted, and the unit never gives up
+  // (tests/boot_outage_test.ts: the agent waits out a homeserver outage itself).
+  assert.deepEqual(one("RestartPreventExitStatus").split(/\s+/).sort(), ["2", String(EXIT_CONFIG)]);
+  assert.equal(one("StartLimitIntervalSec"), "0", "a host must not lock itself out");
   const caps = ["CAP_KILL", "CAP_SETGID", "CAP_SETUID"];
   assert.deepEqual(one("AmbientCapabilities").split(/\s+/).sort(), caps);
   assert.deepEqual(one("CapabilityBoundingSet").split(/\s+/).sort(), caps);

@@ -4,14 +4,18 @@
  * @module
  */
 
-import { ConfigError, loadConfig } from "../config/config.ts";
+import { ConfigError, EXIT_CONFIG, loadConfig } from "../config/config.ts";
 import { runMonitor } from "../monitor/monitor.ts";
 import { environment, parseArgs, UsageError } from "./args.ts";
 
 const USAGE = `usage: tibet-nc run [--env-file FILE] [--verbose]
 
 Starts the agent. Configuration comes from the environment (see README,
-"Configuration"); --env-file reads KEY=value lines over it.`;
+"Configuration"); --env-file reads KEY=value lines over it. While the
+homeserver cannot be reached it waits and retries.
+
+exit status: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 usage error,
+78 configuration error (the unit does not restart on 2 or 78)`;
 
 /** Runs the agent until a signal; returns the exit code. */
 export async function runCli(args: string[]): Promise<number> {
@@ -39,7 +43,7 @@ export async function runCli(args: string[]): Promise<number> {
       for (const problem of e.all) {
         console.error(`tibet-nc: configuration error: ${problem.message}`);
       }
-      return 2;
+      return EXIT_CONFIG;
     }
     throw e;
   }
@@ -53,6 +57,10 @@ export async function runCli(args: string[]): Promise<number> {
     if (code === 0) log("stopped");
     return code;
   } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`tibet-nc: configuration error: ${e.message}`);
+      return EXIT_CONFIG;
+    }
     console.error(`tibet-nc: cannot start: ${(e as Error).message}`);
     return 1;
   }

@@ -42,6 +42,12 @@ export interface Config {
 }
 
 /** A configuration problem, naming the variable so a sysadmin can fix it. */
+/**
+ * Exit code for a configuration the agent cannot run with (sysexits EX_CONFIG):
+ * tibet-nc.service does not restart on it, since restarting cannot help.
+ */
+export const EXIT_CONFIG = 78;
+
 export class ConfigError extends Error {
   /** The variable at fault. */
   variable: string;

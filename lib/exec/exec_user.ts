@@ -1,4 +1,5 @@
 import { SCRIPT_PATH } from "./pty_helper.ts";
+import { ConfigError } from "../config/config.ts";
 
 /**
  * Who commands run as: `TIBET_NC_EXEC_USER`, never the
@@ -58,7 +59,7 @@ export async function canSwitchTo(uid: number, gid: number): Promise<boolean> {
 }
 
 /**
- * Decides the execution identity, or throws with the variable to change.
+ * Decides the execution identity, or throws a ConfigError naming the variable to change.
  * `asSelf` is TIBET_NC_EXEC_AS_SELF.
  */
 export async function execIdentity(userName: string, asSelf: boolean): Promise<ExecIdentity> {
@@ -72,21 +73,27 @@ export async function execIdentity(userName: string, asSelf: boolean): Promise<E
   }
   const entry = lookupUser(userName);
   if (!entry) {
-    throw new Error(
-      `TIBET_NC_EXEC_USER: user "${userName}" does not exist (install.sh creates tibet-nc-exec; or set TIBET_NC_EXEC_AS_SELF=yes, weaker)`,
+    throw new ConfigError(
+      "TIBET_NC_EXEC_USER",
+      `user "${userName}" does not exist (install.sh creates tibet-nc-exec; or set TIBET_NC_EXEC_AS_SELF=yes, weaker)`,
     );
   }
   if (entry.uid === 0) {
-    throw new Error(`TIBET_NC_EXEC_USER: "${userName}" is root; commands must run unprivileged`);
+    throw new ConfigError(
+      "TIBET_NC_EXEC_USER",
+      `"${userName}" is root; commands must run unprivileged`,
+    );
   }
   if (entry.uid === Deno.uid()) {
-    throw new Error(
-      `TIBET_NC_EXEC_USER: "${userName}" is the agent's own user; use a separate user so commands cannot read the agent's secrets`,
+    throw new ConfigError(
+      "TIBET_NC_EXEC_USER",
+      `"${userName}" is the agent's own user; use a separate user so commands cannot read the agent's secrets`,
     );
   }
   if (!(await canSwitchTo(entry.uid, entry.gid))) {
-    throw new Error(
-      `TIBET_NC_EXEC_USER: the agent cannot switch to "${userName}" (needs root or CAP_SETUID and CAP_SETGID, as tibet-nc.service grants); set TIBET_NC_EXEC_AS_SELF=yes to run commands as the agent's user (weaker)`,
+    throw new ConfigError(
+      "TIBET_NC_EXEC_USER",
+      `the agent cannot switch to "${userName}" (needs root or CAP_SETUID and CAP_SETGID, as tibet-nc.service grants); set TIBET_NC_EXEC_AS_SELF=yes to run commands as the agent's user (weaker)`,
     );
   }
   return { uid: entry.uid, gid: entry.gid, name: userName, home: entry.home };

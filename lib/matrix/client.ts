@@ -13,7 +13,7 @@ import {
 } from "matrix-js-sdk/lib/crypto-api/index.js";
 import type { CryptoBackend } from "matrix-js-sdk/lib/common-crypto/CryptoBackend.js";
 import * as fakeIdb from "fake-indexeddb";
-import type { Config } from "../config/config.ts";
+import { type Config, ConfigError } from "../config/config.ts";
 import type { DurableStore } from "../store/durable_idb.ts";
 import { quietLogger, quietSdkGlobalLogger } from "./logger.ts";
 
@@ -23,7 +23,25 @@ export interface WhoAmI {
   deviceId: string;
 }
 
-/** Asks the homeserver whose token this is; throws a message naming the variable. */
+/**
+ * The homeserver could not be asked, or answered 5xx/429: worth waiting for
+ * (`retryable` in retry.ts reads `name` and `httpStatus`).
+ */
+export class HomeserverUnavailable extends Error {
+  httpStatus?: number;
+  constructor(message: string, httpStatus?: number) {
+    super(message);
+    // The name retry.ts's `retryable` gives every connection failure.
+    this.name = httpStatus === undefined ? "ConnectionError" : "HomeserverUnavailable";
+    this.httpStatus = httpStatus;
+  }
+}
+
+/**
+ * Asks the homeserver whose token this is. Throws HomeserverUnavailable when it
+ * cannot be reached or is overloaded, and a ConfigError naming the variable when
+ * a setting is wrong (token rejected, not a Matrix server).
+ */
 export async function whoami(homeserver: string, accessToken: string): Promise<WhoAmI> {
   let r: Response;
   try {
@@ -31,20 +49,33 @@ export async function whoami(homeserver: string, accessToken: string): Promise<W
       headers: { authorization: `Bearer ${accessToken}` },
     });
   } catch (e) {
-    throw new Error(`MATRIX_HOMESERVER: cannot reach ${homeserver}: ${(e as Error).message}`);
+    throw new HomeserverUnavailable(
+      `MATRIX_HOMESERVER: cannot reach ${homeserver}: ${(e as Error).message}`,
+    );
   }
   const body = await r.json().catch(() => ({}));
   if (r.status === 401 || r.status === 403) {
-    throw new Error(
-      `TIBET_NC_ACCESS_TOKEN: the homeserver rejected it (${body.errcode ?? r.status})`,
+    throw new ConfigError(
+      "TIBET_NC_ACCESS_TOKEN",
+      `the homeserver rejected it (${body.errcode ?? r.status})`,
+    );
+  }
+  if (r.status === 429 || r.status >= 500) {
+    throw new HomeserverUnavailable(
+      `MATRIX_HOMESERVER: ${homeserver} answered whoami with HTTP ${r.status}`,
+      r.status,
     );
   }
   if (!r.ok || typeof body.user_id !== "string") {
-    throw new Error(`MATRIX_HOMESERVER: unexpected answer to whoami (HTTP ${r.status})`);
+    throw new ConfigError(
+      "MATRIX_HOMESERVER",
+      `unexpected answer to whoami (HTTP ${r.status}): is ${homeserver} a Matrix homeserver?`,
+    );
   }
   if (typeof body.device_id !== "string") {
-    throw new Error(
-      "TIBET_NC_ACCESS_TOKEN: the token has no device; create one with `tibet-nc login`",
+    throw new ConfigError(
+      "TIBET_NC_ACCESS_TOKEN",
+      "the token has no device; create one with `tibet-nc login`",
     );
   }
   return { userId: body.user_id, deviceId: body.device_id };
@@ -59,8 +90,9 @@ export function bindDevice(stateDir: string, who: WhoAmI): void {
   try {
     const saved = JSON.parse(Deno.readTextFileSync(path)) as WhoAmI;
     if (saved.userId !== who.userId || saved.deviceId !== who.deviceId) {
-      throw new Error(
-        `TIBET_NC_ACCESS_TOKEN is for ${who.userId} device ${who.deviceId}, but ${stateDir} holds the keys of ${saved.userId} device ${saved.deviceId}; use that device's token or a new state dir`,
+      throw new ConfigError(
+        "TIBET_NC_ACCESS_TOKEN",
+        `it is for ${who.userId} device ${who.deviceId}, but ${stateDir} holds the keys of ${saved.userId} device ${saved.deviceId}; use that device's token or a new state dir`,
       );
     }
     return;

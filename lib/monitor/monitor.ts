@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Config, weakenedGuarantees } from "../config/config.ts";
+import { type Config, ConfigError, EXIT_CONFIG, weakenedGuarantees } from "../config/config.ts";
 import { loadPolicy } from "../policy/policy_file.ts";
 import { emitting, openBrainQueue } from "../audit/brain.ts";
 import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
@@ -30,7 +30,8 @@ export interface MonitorOptions {
 
 /**
  * Runs the agent until `stopSignal` resolves or the worker fails; returns the
- * process exit code.
+ * process exit code ({@linkcode EXIT_CONFIG} when a setting is wrong). Throws a
+ * ConfigError for a bad exec user or policy file.
  */
 export async function runMonitor(
   config: Config,
@@ -42,7 +43,9 @@ export async function runMonitor(
   checkHelpers();
   const exec = await execIdentity(config.execUser, config.execAsSelf);
   for (const w of weakenedGuarantees(config)) log(`warning: ${w.variable} (weaker): ${w.givesUp}`);
-  const policy = await loadPolicy(config.policyFile ?? undefined);
+  const policy = await loadPolicy(config.policyFile ?? undefined).catch((e) => {
+    throw new ConfigError("TIBET_NC_POLICY_FILE", (e as Error).message);
+  });
   const key = await loadOrCreateSigningKey(`${config.stateDir}/${SIGNING_KEY_FILE}`);
   const chain = await openAuditLog(`${config.stateDir}/${AUDIT_LOG_FILE}`, key);
   const brain = config.brainApiBase
@@ -70,7 +73,7 @@ export async function runMonitor(
     const m = e.data;
     if (m?.type === "fatal") {
       log(`tibet-nc: ${m.message}`);
-      settle(1);
+      settle(m.config ? EXIT_CONFIG : 1);
     } else if (m?.type === "stopped") settle(0);
     else if (m?.type !== "ready") {
       requests.handle(m).catch((err) => log(`monitor error: ${(err as Error).stack ?? err}`));

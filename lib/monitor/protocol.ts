@@ -36,7 +36,8 @@ export type RecordEntry =
 export type ToMonitor =
   | { type: "ready" }
   | { type: "stopped" }
-  | { type: "fatal"; message: string }
+  /** `config`: a setting is wrong (token, device, user): restarting cannot help. */
+  | { type: "fatal"; message: string; config?: boolean }
   | { type: "run"; id: number; origin: CommandOrigin }
   | { type: "record"; id: number; origin: CommandOrigin; entry: RecordEntry }
   | { type: "cancel"; id: number; reason: string }

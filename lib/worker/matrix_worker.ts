@@ -16,7 +16,7 @@ import {
   SyncState,
 } from "matrix-js-sdk";
 import type { RoomMessageEventContent } from "matrix-js-sdk/lib/@types/events.js";
-import type { Config } from "../config/config.ts";
+import { type Config, ConfigError } from "../config/config.ts";
 import { classify } from "../matrix/events.ts";
 import { editContent, replyContent } from "../matrix/reply.ts";
 import { withRetry } from "../matrix/retry.ts";
@@ -80,15 +80,24 @@ export async function startMatrixWorker(
   opts: WorkerOptions,
 ): Promise<MatrixWorker> {
   const { log, verbose } = opts;
-  const who = await whoami(config.homeserver, config.accessToken);
+  // A host may boot before its homeserver is reachable: wait for it, however
+  // long, rather than exit and have the unit give up.
+  const who = await withRetry(() => whoami(config.homeserver, config.accessToken), {
+    deadlineMs: Infinity,
+    stopped: () => false, // the monitor ends this Worker on a signal
+    log,
+    what: `reaching ${config.homeserver} (whoami)`,
+  });
   if (who.userId !== config.userId) {
-    throw new Error(
-      `TIBET_NC_ACCESS_TOKEN belongs to ${who.userId}, not TIBET_NC_USER_ID ${config.userId}`,
+    throw new ConfigError(
+      "TIBET_NC_ACCESS_TOKEN",
+      `it belongs to ${who.userId}, not TIBET_NC_USER_ID ${config.userId}`,
     );
   }
   if (config.deviceId && config.deviceId !== who.deviceId) {
-    throw new Error(
-      `TIBET_NC_DEVICE_ID is ${config.deviceId} but the access token is for device ${who.deviceId}`,
+    throw new ConfigError(
+      "TIBET_NC_DEVICE_ID",
+      `it is ${config.deviceId} but the access token is for device ${who.deviceId}`,
     );
   }
   bindDevice(config.stateDir, who);

@@ -6,6 +6,7 @@
  */
 
 import type { ToMonitor, ToWorker } from "../monitor/protocol.ts";
+import { ConfigError } from "../config/config.ts";
 import { type MatrixWorker, startMatrixWorker } from "./matrix_worker.ts";
 import { monitorClient } from "./monitor_client.ts";
 
@@ -40,7 +41,15 @@ scope.onmessage = (e) => {
         worker = w;
         post({ type: "ready" });
       })
-      .catch((err) => post({ type: "fatal", message: `cannot start: ${(err as Error).message}` }));
+      .catch((err) =>
+        post({
+          type: "fatal",
+          message: `${err instanceof ConfigError ? "configuration error" : "cannot start"}: ${
+            (err as Error).message
+          }`,
+          config: err instanceof ConfigError,
+        })
+      );
   } else if (m.type === "stop") {
     (worker?.stop() ?? Promise.resolve()).finally(() => post({ type: "stopped" }));
   } else {

@@ -58,8 +58,16 @@ export interface World {
   env: Record<string, string>;
   stateDir: string;
   binDir: string;
-  /** Restarts the agent process with the same environment. */
-  restartAgent(signal?: Deno.Signal, whileDown?: () => Promise<void>): Promise<AgentProcess>;
+  /**
+   * Restarts the agent process with the same environment: `whileDown` runs
+   * between the stop and the start, `whileStarting` after the start and before
+   * the agent says it is ready.
+   */
+  restartAgent(
+    signal?: Deno.Signal,
+    whileDown?: () => Promise<void>,
+    whileStarting?: (agent: AgentProcess) => Promise<void>,
+  ): Promise<AgentProcess>;
   close(): Promise<void>;
 }
 
@@ -111,10 +119,11 @@ export async function startWorld(
       env,
       stateDir,
       binDir,
-      async restartAgent(signal: Deno.Signal = "SIGKILL", whileDown?: () => Promise<void>) {
+      async restartAgent(signal: Deno.Signal = "SIGKILL", whileDown, whileStarting) {
         await agent.kill(signal);
         await whileDown?.();
         agent = await startAgentProcess(env);
+        await whileStarting?.(agent);
         await agent.waitFor(/^ready:/);
         return agent;
       },

@@ -30,6 +30,10 @@ export interface Synapse {
   stop(): Promise<void>;
   /** Kills the server with SIGKILL and starts it again on the same port and data. */
   restart(): Promise<void>;
+  /** Kills the server with SIGKILL, keeping its port and data for {@linkcode Synapse.up}. */
+  down(): Promise<void>;
+  /** Starts a server that is {@linkcode Synapse.down} again; resolves once it answers. */
+  up(): Promise<void>;
 }
 
 /** A freshly registered user. */
@@ -213,9 +217,15 @@ export async function startSynapse(): Promise<Synapse> {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
     async restart() {
+      await synapse.down();
+      await synapse.up();
+    },
+    async down() {
       proc.kill("SIGKILL");
       await proc.status;
       live.delete(proc);
+    },
+    async up() {
       proc = await launch(python, dir, url);
     },
   };
