@@ -212,20 +212,37 @@ Deno.test("log: each record is written and fsync'd before append returns", async
 });
 
 Deno.test("log: the log file is 0600, and a looser existing log is tightened", async () => {
-  await withLog(async ({ dir, path, key }) => {
-    Deno.umask(0o000);
-    try {
-      const log = await openAuditLog(path, key);
-      await command(log, "id");
-      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
-      assert.equal((await Deno.stat(`${dir}/signing_key.jwk`)).mode! & 0o777, 0o600);
-      await Deno.chmod(path, 0o644);
-      await openAuditLog(path, key);
-      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
-    } finally {
-      Deno.umask(0o022);
-    }
-  });
+  const dir = await Deno.makeTempDir({ prefix: "tibet-nc-audit-" });
+  try {
+    // Key and log are created under umask 0 in a process of their own: the umask
+    // is shared by test files running in parallel.
+    const lib = (f: string) => JSON.stringify(new URL(`../lib/audit/${f}`, import.meta.url).href);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { openAuditLog } from ${lib("log.ts")};
+         import { loadOrCreateSigningKey } from ${lib("signing_key.ts")};
+         Deno.umask(0o000);
+         const key = await loadOrCreateSigningKey(${JSON.stringify(`${dir}/signing_key.jwk`)});
+         const log = await openAuditLog(${JSON.stringify(`${dir}/audit.jsonl`)}, key);
+         await log.append({ token_type: "nc.command.execute", actor: "@a:b", erin: "id",
+           eraan: ["$e"], eromheen: { hostname: "h" }, erachter: "t" });
+         await log.close();`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const path = `${dir}/audit.jsonl`;
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    assert.equal((await Deno.stat(`${dir}/signing_key.jwk`)).mode! & 0o777, 0o600);
+    await Deno.chmod(path, 0o644);
+    const key = await loadOrCreateSigningKey(`${dir}/signing_key.jwk`);
+    await (await openAuditLog(path, key)).close();
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("log: a torn last line is set aside and the recovery is recorded", async () => {

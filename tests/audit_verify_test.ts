@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { auditCommand } from "../lib/cli/audit.ts";
+import { runMain } from "./support/cli.ts";
 import { recordL4 } from "../lib/audit/chain.ts";
 import type { JsonObject } from "../lib/audit/canonical_json.ts";
 import { type AuditRecord, openAuditLog } from "../lib/audit/log.ts";
@@ -310,12 +311,9 @@ Deno.test("audit CLI: verify exit codes and messages", async () => {
   assert.match(missing.err, /no audit log at .*nope\.jsonl \(--log\): check the path/);
   assert.doesNotMatch(missing.err, /NotFound|os error|No such file/);
 
-  Deno.env.set("TIBET_NC_STATE_DIR", DIR);
-  try {
-    assert.equal((await cli(["verify"])).code, 0);
-  } finally {
-    Deno.env.delete("TIBET_NC_STATE_DIR");
-  }
+  // Its own process: the environment is shared by test files running in parallel.
+  const fromEnv = await runMain(["audit", "verify"], { env: { TIBET_NC_STATE_DIR: DIR } });
+  assert.equal(fromEnv.code, 0, fromEnv.stderr);
 });
 
 Deno.test("audit CLI: --env-file names the state dir; a missing log says what to pass", async () => {

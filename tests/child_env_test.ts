@@ -19,20 +19,30 @@ const ALLOWED = new Set([
   "LINES",
 ]);
 
-Deno.test("childEnv holds only allowlisted keys and nothing from the agent's environment", () => {
+Deno.test("childEnv holds only allowlisted keys and nothing from the agent's environment", async () => {
   const canary = `canary-${crypto.randomUUID()}`;
   const planted = ["TIBET_NC_ACCESS_TOKEN", "TIBET_NC_STORE_PASSPHRASE", "EDITOR", "VISUAL"];
-  for (const k of planted) Deno.env.set(k, canary);
-  try {
-    const env = childEnv({ binDir: "/usr/local/tibet-nc-bin", home: "/var/empty" });
-    for (const key of Object.keys(env)) assert.ok(ALLOWED.has(key), `unexpected key ${key}`);
-    for (const [key, value] of Object.entries(env)) {
-      assert.ok(!value.includes(canary), `${key} carries a planted secret`);
-    }
-    assert.ok(!("EDITOR" in env) && !("VISUAL" in env));
-  } finally {
-    for (const k of planted) Deno.env.delete(k);
+  // The secrets are planted in a process of its own: the environment is shared by
+  // test files running in parallel.
+  const module = new URL("../lib/exec/child_env.ts", import.meta.url).href;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { childEnv } from ${JSON.stringify(module)};
+       console.log(JSON.stringify(childEnv({ binDir: "/usr/local/tibet-nc-bin", home: "/var/empty" })));`,
+    ],
+    env: Object.fromEntries(planted.map((k) => [k, canary])),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const env = JSON.parse(new TextDecoder().decode(out.stdout)) as Record<string, string>;
+  for (const key of Object.keys(env)) assert.ok(ALLOWED.has(key), `unexpected key ${key}`);
+  for (const [key, value] of Object.entries(env)) {
+    assert.ok(!value.includes(canary), `${key} carries a planted secret`);
   }
+  assert.ok(!("EDITOR" in env) && !("VISUAL" in env));
+  assert.equal(env.PATH, "/usr/local/tibet-nc-bin");
 });
 
 Deno.test("childEnv sets PATH to the bin dir alone and closes pagers", () => {

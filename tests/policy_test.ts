@@ -4,6 +4,7 @@ import { DEFAULT_POLICY, loadPolicy, parsePolicy, type Policy } from "../lib/pol
 import { checkCommand } from "../lib/policy/check.ts";
 import { ARG_RULES, argumentEscapes } from "../lib/policy/arg_rules.ts";
 import { policyCommand } from "../lib/cli/policy.ts";
+import { runMain } from "./support/cli.ts";
 
 // The table and the bin-dir builder are shared with policy_canary_test.ts; the
 // tests below register only when this file is the one being run.
@@ -698,13 +699,16 @@ test("policy check: exit 1 with rule and reason for a denied command, also unquo
 
 test("policy check: the bin dir comes from TIBET_NC_BIN_DIR when --bin-dir is absent", async () => {
   const { root, bin } = await makeBinDir(false);
-  const before = Deno.env.get("TIBET_NC_BIN_DIR");
-  Deno.env.set("TIBET_NC_BIN_DIR", bin);
   try {
-    assert.equal((await run(["check", "uptime"])).code, 0);
+    // Its own process: the environment is shared by test files running in parallel.
+    const r = await runMain(["policy", "check", "uptime"], { env: { TIBET_NC_BIN_DIR: bin } });
+    assert.equal(r.code, 0, r.stderr);
+    const none = await runMain(["policy", "check", "uptime"], {
+      env: { TIBET_NC_BIN_DIR: `${root}/none` },
+    });
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /bin dir .*\/none does not exist/);
   } finally {
-    if (before === undefined) Deno.env.delete("TIBET_NC_BIN_DIR");
-    else Deno.env.set("TIBET_NC_BIN_DIR", before);
     await Deno.remove(root, { recursive: true });
   }
 });
