@@ -52,13 +52,27 @@ async function run(cmd: string, args: string[], what: string): Promise<void> {
   }
 }
 
-/** Installs Synapse into the cached virtualenv unless it is there already. */
+/**
+ * Installs Synapse into the cached virtualenv unless it is there already. Test
+ * files run in parallel: the first one installs, holding a lock, the others wait.
+ */
 export async function ensureSynapse(log: (msg: string) => void = console.error): Promise<string> {
   const python = `${VENV}/bin/python`;
+  const installed = () => Deno.stat(`${VENV}/.complete`).then(() => true, () => false);
+  if (await installed()) return python;
+  await Deno.mkdir(`${VENV}/..`, { recursive: true });
+  const lock = await Deno.open(`${VENV}.lock`, { create: true, write: true });
   try {
-    await Deno.stat(`${VENV}/.complete`);
+    await lock.lock(true);
+    if (await installed()) return python; // another test file installed it meanwhile
+    await install(python, log);
     return python;
-  } catch { /* not installed yet */ }
+  } finally {
+    lock.close(); // releases the lock
+  }
+}
+
+async function install(python: string, log: (msg: string) => void): Promise<void> {
   log(`installing matrix-synapse ${SYNAPSE_VERSION} into .cache/ (first run only, about a minute)`);
   await Deno.remove(VENV, { recursive: true }).catch(() => {});
   await run("python3", ["-m", "venv", VENV], "creating the Synapse virtualenv");
@@ -75,7 +89,6 @@ export async function ensureSynapse(log: (msg: string) => void = console.error):
     `pip install matrix-synapse==${SYNAPSE_VERSION}`,
   );
   await Deno.writeTextFile(`${VENV}/.complete`, SYNAPSE_VERSION);
-  return python;
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
