@@ -78,28 +78,54 @@ Deno.test(
         },
       );
 
-      await t.step("a device its owner did not cross-sign cannot send commands", async () => {
-        const second = await w.synapse.login(w.operatorUser.userId, w.operatorUser.password);
-        const unsigned = await startOperator(w.synapse.url, second, false);
-        try {
-          await sleep(1000); // let it see the room
-          const id = await unsigned.send(room, "$ canary");
-          const reply = await operator.waitForReply(room, id);
-          assert.match(reply.getContent().body, /refused \(deny\.device\)/);
-          assert.equal(await exists(marker), false, "the unsigned device's command ran");
-          // The reply reaches the signed device only: the unsigned one cannot read it.
-          const deadline = Date.now() + 10_000;
-          let seen = unsigned.client.getRoom(room)?.findEventById(reply.getId()!);
-          while ((!seen || seen.isBeingDecrypted()) && Date.now() < deadline) {
-            await sleep(200);
-            seen = unsigned.client.getRoom(room)?.findEventById(reply.getId()!);
+      await t.step(
+        "a device its owner did not cross-sign cannot send commands, reads why, and reads nothing else",
+        async () => {
+          const second = await w.synapse.login(w.operatorUser.userId, w.operatorUser.password);
+          const unsigned = await startOperator(w.synapse.url, second, false);
+          // What the unsigned device makes of an event: its text, or null if it cannot decrypt it.
+          // The unsigned device's text of an event once it decrypts it, or null if it still
+          // cannot after `ms` (keys may arrive late, so a failure counts only at the end).
+          const readBy = async (eventId: string, ms: number): Promise<string | null> => {
+            const deadline = Date.now() + ms;
+            for (;;) {
+              const seen = unsigned.client.getRoom(room)?.findEventById(eventId);
+              if (seen && !seen.isBeingDecrypted() && !seen.isDecryptionFailure()) {
+                return String(seen.getContent().body);
+              }
+              if (Date.now() > deadline) {
+                assert.ok(seen, `the unsigned device never received ${eventId}`);
+                return null;
+              }
+              await sleep(200);
+            }
+          };
+          try {
+            await sleep(1000); // let it see the room
+            const id = await unsigned.send(room, "$ canary");
+            const reply = await operator.waitForReply(room, id);
+            assert.match(reply.getContent().body, /refused \(deny\.device\)/);
+            assert.equal(await exists(marker), false, "the unsigned device's command ran");
+            // The refused device reads the refusal and what to do, and no host detail.
+            const text = await readBy(reply.getId()!, 20_000);
+            assert.ok(text !== null, "the unsigned device cannot read its refusal");
+            assert.match(text, /refused \(deny\.device\): your device is not cross-signed/);
+            assert.match(text, /verify it from a session you already trust/);
+            assert.doesNotMatch(text, /TIBET:|L4:/);
+            // A verified operator's command right after: its output stays unreadable there.
+            const secret = `secret-${crypto.randomUUID()}`;
+            const next = await operator.send(room, `$ echo ${secret}`);
+            assert.match(await operator.waitForFinal(room, next), new RegExp(secret));
+            const answer = await operator.waitForReply(room, next);
+            assert.equal(await readBy(answer.getId()!, 8000), null, "it read the output");
+            // Nor any edit of it, nor anything else carrying the output.
+            const everything = unsigned.notices(room).map((e) => JSON.stringify(e.getContent()));
+            assert.ok(!everything.some((c) => c.includes(secret)), "the secret reached it");
+          } finally {
+            unsigned.stop();
           }
-          assert.ok(seen, "the unsigned device did not receive the reply event");
-          assert.equal(seen.isDecryptionFailure(), true, "the unsigned device decrypted the reply");
-        } finally {
-          unsigned.stop();
-        }
-      });
+        },
+      );
 
       await t.step(
         "a command older than TIBET_NC_TIMEBOX is answered expired and not run",

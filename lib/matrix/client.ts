@@ -9,6 +9,7 @@ import { createClient, Filter, type MatrixClient, MatrixScheduler } from "matrix
 import type { Logger } from "matrix-js-sdk/lib/logger.js";
 import {
   AllDevicesIsolationMode,
+  type DeviceIsolationMode,
   OnlySignedDevicesIsolationMode,
 } from "matrix-js-sdk/lib/crypto-api/index.js";
 import type { CryptoBackend } from "matrix-js-sdk/lib/common-crypto/CryptoBackend.js";
@@ -100,6 +101,16 @@ export function bindDevice(stateDir: string, who: WhoAmI): void {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   Deno.writeTextFileSync(path, JSON.stringify(who) + "\n", { mode: 0o600 });
+}
+
+/**
+ * Which devices the agent trusts: only those their owner cross-signed, unless
+ * TIBET_NC_ALLOW_UNSIGNED_DEVICES gives that up.
+ */
+export function isolationMode(config: Config): DeviceIsolationMode {
+  return config.allowUnsignedDevices
+    ? new AllDevicesIsolationMode(true) // still refuse identity changes of verified users
+    : new OnlySignedDevicesIsolationMode();
 }
 
 /**
@@ -198,11 +209,7 @@ export async function connect(
     store,
     quietLogger("matrix", verbose),
   );
-  client.getCrypto()!.setDeviceIsolationMode(
-    config.allowUnsignedDevices
-      ? new AllDevicesIsolationMode(true) // still refuse identity changes of verified users
-      : new OnlySignedDevicesIsolationMode(),
-  );
+  client.getCrypto()!.setDeviceIsolationMode(isolationMode(config));
   // No sync token is kept, so the first sync cannot say whose devices or
   // identities changed while the agent was down: query them all again.
   await (client.getCrypto() as unknown as CryptoBackend).markAllTrackedUsersAsDirty();

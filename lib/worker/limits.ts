@@ -10,13 +10,16 @@ export interface RateLimiter {
   take(key: string, now?: number): boolean;
 }
 
-/** Allows `perMinute` uses per key in any 60 s window. */
-export function rateLimiter(perMinute: number): RateLimiter {
+/**
+ * Allows `perWindow` uses per key in any `windowMs` window.
+ * @param windowMs @default 60_000
+ */
+export function rateLimiter(perWindow: number, windowMs = 60_000): RateLimiter {
   const uses = new Map<string, number[]>();
   return {
     take(key, now = Date.now()) {
-      const recent = (uses.get(key) ?? []).filter((t) => now - t < 60_000);
-      if (recent.length >= perMinute) {
+      const recent = (uses.get(key) ?? []).filter((t) => now - t < windowMs);
+      if (recent.length >= perWindow) {
         uses.set(key, recent);
         return false;
       }

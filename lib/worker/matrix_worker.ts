@@ -20,10 +20,13 @@ import { type Config, ConfigError } from "../config/config.ts";
 import { classify } from "../matrix/events.ts";
 import { editContent, replyContent } from "../matrix/reply.ts";
 import { withRetry } from "../matrix/retry.ts";
+import { roomSender } from "../matrix/room_sender.ts";
+import { rateLimiter } from "./limits.ts";
 import {
   bindDevice,
   connect,
   ensureCrossSigning,
+  isolationMode,
   SYNC_PAGE_EVENTS,
   syncFilter,
   whoami,
@@ -57,6 +60,13 @@ export interface MatrixWorker {
 }
 
 /** Logs one line to stderr (journald adds the time). */
+/** A device gets at most one readable refusal this often (ms). */
+export const READABLE_REFUSAL_EVERY_MS = 5 * 60_000;
+/** Readable refusals for all devices together, per minute: each rotates a Megolm session. */
+const READABLE_REFUSALS_PER_MINUTE = 10;
+const READABLE_NOTE =
+  'This device can read this refusal only: replies go to verified devices alone. See the README, "Operators".';
+
 export type Log = (msg: string) => void;
 
 /** How the worker reports, and what the monitor told it. */
@@ -140,19 +150,43 @@ export async function startMatrixWorker(
     log,
     what,
   });
+  const sender = roomSender(client, isolationMode(config));
+  const post = (roomId: string, content: Record<string, unknown>) => () =>
+    client.sendMessage(roomId, content as unknown as RoomMessageEventContent);
   const replier = (roomId: string, eventId: string): Replier => ({
     async send(parts) {
-      const content = replyContent(eventId, parts) as unknown as RoomMessageEventContent;
-      const sent = await withRetry(
-        () => client.sendMessage(roomId, content),
-        retry(`reply to ${eventId}`),
-      );
+      const content = post(roomId, replyContent(eventId, parts));
+      const sent = await withRetry(() => sender.send(content), retry(`reply to ${eventId}`));
       return sent.event_id;
     },
     async edit(replyId, parts) {
-      const content = editContent(replyId, parts) as unknown as RoomMessageEventContent;
-      await withRetry(() => client.sendMessage(roomId, content), retry(`edit of ${replyId}`));
+      const content = post(roomId, editContent(replyId, parts));
+      await withRetry(() => sender.send(content), retry(`edit of ${replyId}`));
     },
+  });
+  // A refused device's refusal must be readable by that device, and nothing
+  // else: its own Megolm session, no provenance line (the record's number and
+  // hash are host detail), bounded so no device can make the agent rotate
+  // sessions at will. Past the bound it is answered like any other refusal.
+  const readablePerDevice = rateLimiter(1, READABLE_REFUSAL_EVERY_MS);
+  const readableInAll = rateLimiter(READABLE_REFUSALS_PER_MINUTE);
+  const readableReplier = (roomId: string, eventId: string, device: string): Replier => ({
+    async send(parts) {
+      if (!readablePerDevice.take(device) || !readableInAll.take("*")) {
+        return await replier(roomId, eventId).send(parts);
+      }
+      const content = post(
+        roomId,
+        replyContent(eventId, { head: `${parts.head}. Nothing ran. ${READABLE_NOTE}` }),
+      );
+      const sent = await withRetry(
+        () => sender.sendToEveryDevice(roomId, content),
+        retry(`refusal to ${eventId}, readable by its device`),
+      );
+      log(`refusal of ${eventId} sent readable by ${device} (a session of its own)`);
+      return sent.event_id;
+    },
+    edit: (replyId, parts) => replier(roomId, eventId).edit(replyId, parts),
   });
 
   // A command is done once its handler has sent the final reply; one left
@@ -185,7 +219,13 @@ export async function startMatrixWorker(
       originTs: event.getTs(),
       refusal,
     };
-    track(handler(cmd, replier(roomId, id)), id);
+    // An untrusted device cannot read ordinary replies: tell it in one it can.
+    const wire = event.getWireContent();
+    const device = `${sender} ${wire.device_id ?? wire.sender_key ?? "?"}`;
+    const reply = refusal.rule === "deny.device"
+      ? readableReplier(roomId, id, device)
+      : replier(roomId, id);
+    track(handler(cmd, reply), id);
   };
   const refuseUntrusted = (event: MatrixEvent) =>
     refuseUndecryptable(event, {

@@ -22,9 +22,12 @@ import { fetchMasterKey } from "../matrix/account.ts";
 
 /** Decryption failures that mean "this device is not trusted", not "no key yet". */
 export const TRUST_FAILURES: Record<string, string> = {
-  UNSIGNED_SENDER_DEVICE: "your device is not cross-signed by you; verify it from another session",
-  SENDER_IDENTITY_PREVIOUSLY_VERIFIED: "your cryptographic identity changed since it was verified",
-  UNKNOWN_SENDER_DEVICE: "your device is unknown to this agent",
+  UNSIGNED_SENDER_DEVICE:
+    "your device is not cross-signed by you; verify it from a session you already trust (Element: Settings, Sessions), then send the command again",
+  SENDER_IDENTITY_PREVIOUSLY_VERIFIED:
+    "your cryptographic identity changed since it was verified; if you reset it, an administrator must approve it on the host with `tibet-nc trust`",
+  UNKNOWN_SENDER_DEVICE:
+    "your device is unknown to this agent; verify it from a session you already trust, then send the command again",
 };
 
 /** Why a sender is refused: the airlock rule and the reason told to them. */
