@@ -1,12 +1,14 @@
 /**
  * `deno task demo`: a local Synapse, an operator and an agent account, an
  * encrypted room, the agent running, and an operator console on this terminal.
- * Type `uptime`; Ctrl-D or Ctrl-C ends it and stops everything it started.
- * Stdin may also be a pipe (`echo uptime | deno task demo`).
+ * Type `uptime`; Ctrl-D, Ctrl-C, SIGTERM or a closed terminal ends it and stops
+ * and removes everything it started. Stdin may also be a pipe
+ * (`echo uptime | deno task demo`). `--verbose` shows the SDK's and the agent's logs.
  * @module
  */
 
 import { startWorld } from "../tests/support/fixture.ts";
+import { onExit } from "../tests/support/cleanup.ts";
 
 /** Programs the demo's bin dir offers: the read-only diagnostics of the original's README. */
 const DEMO_PROGRAMS = [
@@ -27,6 +29,9 @@ const DEMO_PROGRAMS = [
   "env",
 ];
 
+/** How long the console waits for one answer (the agent's longest timeout is 10 min). */
+const ANSWER_TIMEOUT_MS = 11 * 60_000;
+
 const say = (s: string) => console.log(s);
 
 async function* lines(): AsyncGenerator<string> {
@@ -43,17 +48,19 @@ async function* lines(): AsyncGenerator<string> {
   if (buf.trim()) yield buf;
 }
 
-async function main(): Promise<number> {
+async function main(args: string[]): Promise<number> {
+  const verbose = args.includes("--verbose") || args.includes("-v");
+  if (args.some((a) => a !== "--verbose" && a !== "-v")) {
+    console.error("usage: deno task demo [--verbose]");
+    return 2;
+  }
+  if (verbose) Deno.env.set("TIBET_NC_TEST_VERBOSE", "1"); // the agent's log on stderr
+  onExit(() => say("\nstopping the agent and Synapse, removing their files ..."));
   say("tibet-nc demo: starting a local Synapse (127.0.0.1), an agent and an operator ...");
-  const w = await startWorld({}, DEMO_PROGRAMS);
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    say("\nstopping the agent and Synapse ...");
-    await w.close();
-  };
-  Deno.addSignalListener("SIGINT", () => stop().then(() => Deno.exit(130)));
+  const w = await startWorld({}, DEMO_PROGRAMS, undefined, {
+    progress: (msg) => say(`  ${msg}`),
+    sdkLog: verbose ? "warnings" : "silent",
+  });
   try {
     const agentId = w.agentUser.userId;
     const room = await w.operator.createRoom([agentId]);
@@ -62,7 +69,8 @@ async function main(): Promise<number> {
     say(`operator   ${w.operatorUser.userId} (cross-signed device ${w.operatorUser.deviceId})`);
     say(`agent      ${agentId} (device ${w.agentUser.deviceId})`);
     say(`room       ${room} (end-to-end encrypted)`);
-    say(`commands   ${DEMO_PROGRAMS.join(" ")} (bin dir ${w.binDir})`);
+    say(`commands   ${DEMO_PROGRAMS.join(" ")}; built-ins help status chain jobs cancel`);
+    say(`files      state ${w.stateDir}, bin ${w.binDir}, Synapse ${w.synapse.dir}`);
     say("Type a command such as `uptime` (the `$ ` is added for you). Ctrl-D ends.\n");
     const interactive = Deno.stdin.isTerminal();
     if (interactive) await Deno.stdout.write(new TextEncoder().encode("$ "));
@@ -74,8 +82,8 @@ async function main(): Promise<number> {
         try {
           const reply = await w.operator.waitForReply(room, id, 60_000);
           const e2ee = reply.getWireType() === "m.room.encrypted" ? "decrypted" : "PLAINTEXT";
-          // A long command's first reply says "running"; its edits end in the result.
-          const body = await w.operator.waitForFinal(room, id, 600_000);
+          // Every kind of answer ends: results, refusals, built-ins ("running" is edited).
+          const body = await w.operator.waitForAnswer(room, id, ANSWER_TIMEOUT_MS);
           say(`${body}\n(${e2ee} reply from ${reply.getSender()})`);
         } catch (e) {
           say(`no reply: ${(e as Error).message}`);
@@ -84,9 +92,10 @@ async function main(): Promise<number> {
       if (interactive) await Deno.stdout.write(new TextEncoder().encode("$ "));
     }
   } finally {
-    await stop();
+    say("\nstopping the agent and Synapse, removing their files ...");
+    await w.close();
   }
   return 0;
 }
 
-Deno.exit(await main());
+Deno.exit(await main(Deno.args));

@@ -1,25 +1,101 @@
 import assert from "node:assert/strict";
+import { watchProcess } from "./support/agent_process.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+const opts = { sanitizeOps: false, sanitizeResources: false };
 
-Deno.test("deno task demo answers piped commands with decrypted final results", async () => {
-  const token = `demo-${crypto.randomUUID()}`;
-  const child = new Deno.Command(Deno.execPath(), {
+/** The demo with its temporary files under `tmp`, so what it leaves behind can be seen. */
+function demo(tmp: string, stdin: "piped" | "null" = "piped") {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "demo/demo.ts"],
     cwd: ROOT,
-    stdin: "piped",
+    env: { TMPDIR: tmp, NO_COLOR: "1" },
+    stdin,
     stdout: "piped",
-    stderr: "null",
+    stderr: "piped",
+    signal: AbortSignal.timeout(240_000), // an answer it waits for forever fails the test
   }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(`echo ${token}\nsleep 3\n`));
-  await w.close();
-  const out = await child.output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, text);
-  assert.match(text, new RegExp(`^${token}$`, "m"), text);
-  assert.match(text, /^exit 0 · 3\.\d\d s$/m, "the final result of a command that streams");
-  assert.equal(text.match(/\(decrypted reply from @agent:localhost\)/g)?.length, 2, text);
-  assert.doesNotMatch(text, /PLAINTEXT|no reply/);
-  assert.match(text, /stopping the agent and Synapse/);
+}
+
+/** Processes whose command line or environment names `path` (Synapse, the agent, commands). */
+function processesUsing(path: string): string[] {
+  const found: string[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+    for (const f of ["cmdline", "environ"]) {
+      try {
+        if (Deno.readTextFileSync(`/proc/${e.name}/${f}`).includes(path)) found.push(e.name);
+      } catch { /* gone, or not ours to read */ }
+    }
+  }
+  return [...new Set(found)];
+}
+
+function leftovers(tmp: string): { files: string[]; processes: string[] } {
+  return {
+    files: [...Deno.readDirSync(tmp)].map((e) => e.name),
+    processes: processesUsing(tmp),
+  };
+}
+
+Deno.test("deno task demo answers every kind of reply, quietly, and cleans up", opts, async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "tibet-nc-demo-test-" });
+  try {
+    const token = `demo-${crypto.randomUUID()}`;
+    const child = demo(tmp);
+    const w = child.stdin.getWriter();
+    // help and status carry no provenance line; a console waiting for one hangs.
+    await w.write(new TextEncoder().encode(`echo ${token}\nsleep 3\nhelp\nstatus\n`));
+    await w.close();
+    const out = await child.output();
+    const text = new TextDecoder().decode(out.stdout);
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text + err);
+    assert.match(text, new RegExp(`^${token}$`, "m"), text);
+    assert.match(text, /^exit 0 · 3\.\d\d s$/m, "the final result of a command that streams");
+    assert.match(text, /^Built-ins:$/m, "help answered");
+    assert.match(text, /^host: +testhost$/m, "status answered");
+    assert.equal(text.match(/\(decrypted reply from @agent:localhost\)/g)?.length, 4, text);
+    assert.doesNotMatch(text, /PLAINTEXT|no reply/);
+    assert.match(text, /stopping the agent and Synapse/);
+    // The first screen is the demo's own: no SDK chatter.
+    assert.doesNotMatch(text + err, /MatrixRTCSession|push rule|underride/, text + err);
+    assert.match(text, /Synapse \S+ answers at http:\/\/127\.0\.0\.1:\d+/, "progress shown");
+    assert.deepEqual(leftovers(tmp), { files: [], processes: [] });
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
+
+Deno.test(
+  "a signal to the demo stops the agent and Synapse and removes their files",
+  opts,
+  async (t) => {
+    for (
+      const [signal, code, when, stage] of [
+        ["SIGTERM", 143, /^Type a command/, "at the prompt"], // as `timeout` sends it
+        ["SIGINT", 130, /answers at http/, "while starting"], // Ctrl-C: Synapse up, no agent yet
+      ] as const
+    ) {
+      await t.step(
+        `${signal} ${stage}`,
+        async () => {
+          const tmp = await Deno.makeTempDir({ prefix: "tibet-nc-demo-test-" });
+          try {
+            const p = watchProcess(demo(tmp), "demo");
+            await p.waitFor(when, 180_000);
+            assert.equal(await p.kill(signal), code, p.lines.join("\n"));
+            assert.match(p.lines.join("\n"), /stopping the agent and Synapse/);
+            assert.deepEqual(
+              await leftovers(tmp),
+              { files: [], processes: [] },
+              p.lines.join("\n"),
+            );
+          } finally {
+            await Deno.remove(tmp, { recursive: true });
+          }
+        },
+      );
+    }
+  },
+);

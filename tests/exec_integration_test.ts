@@ -100,9 +100,10 @@ Deno.test(
       await t.step("1 GB of output grows the agent by a few MB at most", async () => {
         // A first 100 MB run settles the heap and buffers; then 10x the output must
         // not raise the peak: memory does not grow with output size.
-        await run("head -c 100000000 /dev/urandom", 120_000);
+        // Timeouts far above the need: on a loaded machine 1 GB may take minutes.
+        await run("timeout=300 head -c 100000000 /dev/urandom", 320_000);
         const before = vm(w.agent.pid, "VmHWM");
-        const body = await run("head -c 1000000000 /dev/urandom", 120_000);
+        const body = await run("timeout=600 head -c 1000000000 /dev/urandom", 620_000);
         const after = vm(w.agent.pid, "VmHWM");
         assert.match(body, /output cut: 1\.0 GB total/);
         const growth = after - before;

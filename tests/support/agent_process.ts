@@ -4,6 +4,8 @@
  * @module
  */
 
+import { shuttingDown } from "./cleanup.ts";
+
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** A running agent process. */
@@ -33,6 +35,7 @@ export async function startAgentProcess(
   extraArgs: string[] = [],
   as: { uid?: number; gid?: number } = {},
 ): Promise<AgentProcess> {
+  if (shuttingDown()) throw new Error("not starting the agent: shutting down");
   const args = [...await startTaskArgs(), ...extraArgs];
   const child = new Deno.Command(Deno.execPath(), {
     args,

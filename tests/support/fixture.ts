@@ -4,8 +4,9 @@
  * @module
  */
 
-import { type Registered, startSynapse, type Synapse } from "./synapse.ts";
-import { type Operator, startOperator } from "./operator.ts";
+import { type Registered, startSynapse, type Synapse, SYNAPSE_VERSION } from "./synapse.ts";
+import { type Operator, type SdkLog, startOperator } from "./operator.ts";
+import { onExit } from "./cleanup.ts";
 import { type AgentProcess, startAgentProcess } from "./agent_process.ts";
 
 /** Programs linked into the test bin dir when present on this machine. */
@@ -71,18 +72,42 @@ export interface World {
   close(): Promise<void>;
 }
 
-/** Starts everything; `extraEnv` adds or overrides agent variables. */
+/** How {@linkcode startWorld} reports. */
+export interface WorldOptions {
+  /** Hears each stage of the start, for a person waiting at a terminal. */
+  progress?: (msg: string) => void;
+  /**
+   * What the operator client's SDK may print.
+   * @default "warnings"
+   */
+  sdkLog?: SdkLog;
+}
+
+/**
+ * Starts everything; `extraEnv` adds or overrides agent variables, `progress`
+ * hears each stage. Everything started is stopped and removed by `close()`, or
+ * on SIGINT/SIGTERM/SIGHUP, also while it is still starting.
+ */
 export async function startWorld(
   extraEnv: Record<string, string> = {},
   programs: string[] = TEST_PROGRAMS,
   prepareBinDir?: (binDir: string) => Promise<void>,
+  opts: WorldOptions = {},
 ): Promise<World> {
-  const synapse = await startSynapse();
-  const cleanups: (() => Promise<unknown>)[] = [() => synapse.stop()];
-  const close = async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
-  };
+  const progress = opts.progress ?? (() => {});
+  const cleanups: (() => Promise<unknown>)[] = [];
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      for (const c of cleanups.reverse()) await c().catch(() => {});
+      unregister();
+    })();
+  // A signal while starting or running stops all of it too (cleanup.ts).
+  const unregister = onExit(close);
   try {
+    const synapse = await startSynapse();
+    cleanups.push(() => synapse.stop());
+    progress(`Synapse ${SYNAPSE_VERSION} answers at ${synapse.url}`);
     const operatorUser = await synapse.register("operator", crypto.randomUUID());
     const agentUser = await synapse.register("agent", crypto.randomUUID());
     const stateDir = await Deno.makeTempDir({ prefix: "tibet-nc-state-" });
@@ -103,10 +128,12 @@ export async function startWorld(
       TIBET_NC_HOSTNAME: "testhost",
       ...extraEnv,
     };
+    progress("starting the agent (main.ts run) ...");
     let agent = await startAgentProcess(env);
     cleanups.push(() => agent.kill("SIGKILL"));
     await agent.waitFor(/^ready:/);
-    const operator = await startOperator(synapse.url, operatorUser);
+    progress("the agent is ready; signing in the operator ...");
+    const operator = await startOperator(synapse.url, operatorUser, true, opts.sdkLog);
     cleanups.push(() => Promise.resolve(operator.stop()));
     const world: World = {
       synapse,

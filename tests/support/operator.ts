@@ -19,7 +19,7 @@ import {
   RoomEvent,
   SyncState,
 } from "matrix-js-sdk";
-import { quietLogger, quietSdkGlobalLogger } from "../../lib/matrix/logger.ts";
+import { quietLogger, quietSdkGlobalLogger, silentLogger } from "../../lib/matrix/logger.ts";
 import type { Registered } from "./synapse.ts";
 
 /** A logged-in operator. */
@@ -43,6 +43,12 @@ export interface Operator {
    * provenance line; returns that final body.
    */
   waitForFinal(roomId: string, eventId: string, timeoutMs?: number): Promise<string>;
+  /**
+   * Waits for the answer to `eventId` as a person reads it: the reply (or its
+   * latest edit) once it is no longer a "running" progress line. Built-ins such
+   * as `help` and `status` have no provenance line, so this is what a console uses.
+   */
+  waitForAnswer(roomId: string, eventId: string, timeoutMs?: number): Promise<string>;
   /** Bodies of the edits of reply `replyId`, in order. */
   edits(roomId: string, replyId: string): string[];
   /** The top-level bodies of those edits: what a client without edits shows. */
@@ -54,6 +60,9 @@ export interface Operator {
   stop(): void;
 }
 
+/** What the SDK may print: its warnings and errors, or nothing (the demo's console). */
+export type SdkLog = "warnings" | "silent";
+
 /**
  * Logs in with an existing access token and bootstraps cross-signing (unless
  * `crossSign` is false: a device its owner never signed).
@@ -62,14 +71,15 @@ export async function startOperator(
   homeserver: string,
   user: Registered,
   crossSign = true,
+  sdkLog: SdkLog = "warnings",
 ): Promise<Operator> {
-  quietSdkGlobalLogger();
+  quietSdkGlobalLogger(sdkLog === "silent");
   const client = createClient({
     baseUrl: homeserver,
     accessToken: user.accessToken,
     userId: user.userId,
     deviceId: user.deviceId,
-    logger: quietLogger(`operator ${user.userId}`),
+    logger: sdkLog === "silent" ? silentLogger() : quietLogger(`operator ${user.userId}`),
   });
   await client.initRustCrypto({ useIndexedDB: false });
   const crypto = client.getCrypto()!;
@@ -195,6 +205,15 @@ export async function startOperator(
         return found !== undefined;
       }, timeoutMs);
       return found!;
+    },
+    async waitForAnswer(roomId, eventId, timeoutMs = 60_000) {
+      const reply = await operator.waitForReply(roomId, eventId, timeoutMs);
+      let body = "";
+      await until(`the answer to ${eventId}`, () => {
+        body = operator.edits(roomId, reply.getId()!).at(-1) ?? reply.getContent().body;
+        return !/^running #\d+ /.test(body);
+      }, timeoutMs);
+      return body;
     },
     async waitForFinal(roomId, eventId, timeoutMs = 60_000) {
       const reply = await operator.waitForReply(roomId, eventId, timeoutMs);

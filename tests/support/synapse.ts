@@ -6,6 +6,7 @@
  */
 
 import { createHmac } from "node:crypto";
+import { onExit, shuttingDown } from "./cleanup.ts";
 
 /** The pinned Synapse release. */
 export const SYNAPSE_VERSION = "1.163.2";
@@ -179,12 +180,7 @@ function killAllOnExit(): void {
     }
   };
   globalThis.addEventListener("unload", killAll);
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => {
-      killAll();
-      Deno.exit(130);
-    });
-  }
+  onExit(killAll);
 }
 
 /** Starts a fresh Synapse and waits until its client API answers. */
@@ -246,6 +242,7 @@ export async function startSynapse(): Promise<Synapse> {
 }
 
 async function launch(python: string, dir: string, url: string): Promise<Deno.ChildProcess> {
+  if (shuttingDown()) throw new Error("not starting Synapse: shutting down");
   killAllOnExit();
   const proc = new Deno.Command(python, {
     args: [RUNNER, "-c", `${dir}/homeserver.yaml`],
