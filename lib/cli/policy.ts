@@ -54,9 +54,9 @@ function checkOptions(args: string[]): Options | { help: true } {
   return opts;
 }
 
-function envBinDir(): string | undefined {
+function fromEnv(name: string): string | undefined {
   try {
-    return Deno.env.get("TIBET_NC_BIN_DIR") || undefined;
+    return Deno.env.get(name) || undefined;
   } catch {
     return undefined; // no env permission: the default applies
   }
@@ -104,7 +104,7 @@ export async function policyCommand(args: string[]): Promise<number> {
     return 0;
   }
 
-  const binDir = opts.binDir ?? envBinDir() ?? DEFAULT_BIN_DIR;
+  const binDir = opts.binDir ?? fromEnv("TIBET_NC_BIN_DIR") ?? DEFAULT_BIN_DIR;
   let policy: Policy;
   try {
     const info = await Deno.stat(binDir).catch(() => null);
@@ -114,7 +114,9 @@ export async function policyCommand(args: string[]): Promise<number> {
           "(set TIBET_NC_BIN_DIR or pass --bin-dir)",
       );
     }
-    policy = await loadPolicy(opts.policy);
+    // As the agent judges: no write into its state dir either.
+    const stateDir = fromEnv("TIBET_NC_STATE_DIR") ?? "/var/lib/tibet-nc";
+    policy = { ...await loadPolicy(opts.policy), protect: [stateDir] };
   } catch (e) {
     console.error(`tibet-nc policy check: ${(e as Error).message}`);
     return 2;

@@ -43,9 +43,11 @@ export async function runMonitor(
   checkHelpers();
   const exec = await execIdentity(config.execUser, config.execAsSelf);
   for (const w of weakenedGuarantees(config)) log(`warning: ${w.variable} (weaker): ${w.givesUp}`);
-  const policy = await loadPolicy(config.policyFile ?? undefined).catch((e) => {
+  const loaded = await loadPolicy(config.policyFile ?? undefined).catch((e) => {
     throw new ConfigError("TIBET_NC_POLICY_FILE", (e as Error).message);
   });
+  // No command may write into the agent's own state (records, keys, crypto store).
+  const policy = { ...loaded, protect: [config.stateDir] };
   const key = await loadOrCreateSigningKey(`${config.stateDir}/${SIGNING_KEY_FILE}`);
   const chain = await openAuditLog(`${config.stateDir}/${AUDIT_LOG_FILE}`, key);
   const brain = config.brainApiBase

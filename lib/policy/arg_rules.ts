@@ -15,6 +15,8 @@ import { TAR } from "./rules/tar.ts";
 import { GIT } from "./rules/git.ts";
 import { SED } from "./rules/sed.ts";
 import { DOWNLOAD } from "./rules/download.ts";
+import { PROTECTED_WRITE } from "./rules/write.ts";
+import { OPENSSL } from "./rules/openssl.ts";
 import { EXEC_OPTION_RULES, IP_EXEC } from "./rules/exec_option.ts";
 import { JOURNAL } from "./rules/journal.ts";
 import { PAGER_ARG, PIPE_SHELL } from "./rules/any_program.ts";
@@ -33,6 +35,8 @@ export const ARG_RULES: readonly ArgRule[] = [
   GIT,
   SED,
   DOWNLOAD,
+  PROTECTED_WRITE,
+  OPENSSL,
   ...EXEC_OPTION_RULES,
   IP_EXEC,
   JOURNAL,

@@ -27,8 +27,14 @@
  *   `systemctl edit`, and any `*pager=`/`*editor=` argument.
  * - `deny.escape.find-exec` (-exec -execdir -ok -okdir), `deny.escape.find-write`
  *   (-fprint* -fls -delete).
- * - `deny.escape.awk`, `deny.escape.sed`, `deny.escape.tar`, `deny.escape.git`:
- *   the GTFOBins escapes of these programs (one file each in `rules/`).
+ * - `deny.escape.awk.command|network|write|load`, `deny.escape.sed`,
+ *   `deny.escape.tar`, `deny.escape.git`, `deny.escape.openssl.load`,
+ *   `deny.escape.ip.batch`: the GTFOBins escapes of these programs (one file
+ *   each in `rules/`).
+ * - `deny.write.protected`: a writing tool aimed at a system dir, `/var/log`,
+ *   `/var/lib`, an `.ssh` dir, a device or the agent's state dir (`rules/write.ts`).
+ * - `deny.network.upload`, `deny.network.socket`: curl/wget sending host files,
+ *   curl talking to a local daemon's socket.
  * - `deny.escape.exec-option`: options that name a program to run (sort
  *   --compress-program, split --filter, zip -TT, rsync -e, tcpdump -z, …).
  * - `deny.escape.interactive`: clients with a shell escape (psql sqlite3 ftp mail).
@@ -113,7 +119,11 @@ export function judge(argv: string[], ctx: ProgramContext, policy: Policy): Verd
     );
   }
 
-  const cmd: Cmd = { keys, args: argv.slice(1).map((a) => a.normalize("NFKC")) };
+  const cmd: Cmd = {
+    keys,
+    args: argv.slice(1).map((a) => a.normalize("NFKC")),
+    protect: policy.protect ?? [],
+  };
   const hit = checkArguments(cmd);
   if (hit) return deny(hit.rule, `${label}: ${hit.why}`);
 

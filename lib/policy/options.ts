@@ -97,11 +97,43 @@ export const SYSTEM_TOP = new Set(
   w("bin boot dev etc lib lib32 lib64 libx32 proc root sbin sys usr"),
 );
 
-/** True for a path in a system directory or an `.ssh` dir: no download may land there. */
+/** The words of an absolute path after lexical `.`, `..` and `//` clean-up. */
+function absoluteSegments(p: string): string[] {
+  const segs: string[] = [];
+  for (const s of p.split("/")) {
+    if (s === "" || s === ".") continue;
+    if (s === "..") segs.pop();
+    else segs.push(s);
+  }
+  return segs;
+}
+
+/**
+ * True for a path in a system directory (`/etc`, `/usr`, …, `/var/log`, `/var/lib`,
+ * `/var/spool`) or an `.ssh` dir: no download or write may land there.
+ */
 export function systemPath(p: string): boolean {
   if (p.split("/").includes(".ssh")) return true;
   if (!p.startsWith("/")) return false;
-  const segs = p.split("/").filter((s) => s !== "" && s !== ".");
-  return SYSTEM_TOP.has(segs[0] ?? "") || (segs[0] === "var" && segs[1] === "spool") ||
-    segs.length === 0;
+  const segs = absoluteSegments(p);
+  return SYSTEM_TOP.has(segs[0] ?? "") ||
+    (segs[0] === "var" && ["spool", "log", "lib"].includes(segs[1])) || segs.length === 0;
+}
+
+/**
+ * True if writing `p` would touch a system directory, an `.ssh` dir, a block or
+ * memory device, or one of `protect` (the agent's state dir): where no command
+ * may write, whatever the exec user's permissions. Relative paths are judged as
+ * written (the working directory is the exec user's home); symlinks are left to
+ * the file permissions.
+ */
+export function protectedPath(p: string, protect: readonly string[]): boolean {
+  const value = p.replace(/^[a-z]+=/i, ""); // of=/dev/sda
+  if (systemPath(value) || BLOCK_DEV.test(value)) return true;
+  if (!value.startsWith("/")) return false;
+  const segs = absoluteSegments(value);
+  return protect.some((dir) => {
+    const d = absoluteSegments(dir);
+    return d.length > 0 && d.every((s, i) => segs[i] === s);
+  });
 }

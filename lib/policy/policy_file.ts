@@ -20,6 +20,12 @@ export interface Policy {
   deny: Pattern[];
   /** The file it came from, or null for the built-in default. */
   source: string | null;
+  /**
+   * Directories no command may write into, on top of the system dirs: the agent
+   * adds its state dir (`lib/monitor/monitor.ts`).
+   * @default {[]}
+   */
+  protect?: readonly string[];
 }
 
 /** The policy without a file: denylist mode, built-in rules only. */

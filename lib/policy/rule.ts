@@ -10,6 +10,8 @@ export interface Cmd {
   /** Normalised names of the program (typed, bin-dir entry, link target, without versions). */
   keys: Set<string>;
   args: string[];
+  /** Directories no write may name besides the system ones (the agent's state dir). */
+  protect: readonly string[];
 }
 
 /** A refusal: the rule id and why, in words for the operator. */

@@ -60,8 +60,14 @@ export const EXEC_OPTION_RULES: readonly ArgRule[] = EXEC_OPTIONS.map(execOption
 export const IP_EXEC: ArgRule = {
   id: "deny.wrapper",
   programs: ["ip"],
-  check: (c) =>
-    c.args.includes("exec")
-      ? { rule: "deny.wrapper", why: "ip netns/vrf exec runs another program" }
-      : null,
+  check: (c) => {
+    if (c.args.includes("exec")) {
+      return { rule: "deny.wrapper", why: "ip netns/vrf exec runs another program" };
+    }
+    // A batch file holds more ip commands, `netns exec` among them, unseen here.
+    const batch = c.args.find((a) => a === "-b" || /^-+batch$/.test(a) || /^-+ba/.test(a));
+    return batch
+      ? { rule: "deny.escape.ip.batch", why: `ip ${batch} runs commands from a file` }
+      : null;
+  },
 };

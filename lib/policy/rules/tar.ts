@@ -4,7 +4,7 @@
  */
 
 import { w } from "../names.ts";
-import { longOpt, shortHas } from "../options.ts";
+import { longOpt, optionValues, shortHas } from "../options.ts";
 import { type ArgRule, type Cmd, type Hit } from "../rule.ts";
 
 /** tar options that run a program (GNU tar; abbreviations included via longOpt). */
@@ -21,6 +21,14 @@ function tarRule(c: Cmd): Hit {
     const long = n !== "--checkpoint" && TAR_LONG.some((o) => longOpt(a, o));
     const short = shortHas(a, "IF") || (i === 0 && /^[A-Za-z]+$/.test(a) && /[IF]/.test(a));
     if (long || short) return { rule: "deny.escape.tar", why: `tar ${a} runs a command` };
+  }
+  // An archive named host:path is opened on that host through rsh (GNU tar).
+  const first = c.args[0] ?? "";
+  const archives = optionValues(c.args, "f", ["file"]);
+  if (/^[A-Za-z]+$/.test(first) && first.includes("f")) archives.push(c.args[1] ?? "");
+  const remote = archives.find((f) => /^[^/]*:/.test(f));
+  if (remote !== undefined && !c.args.some((a) => longOpt(a, "force-local"))) {
+    return { rule: "deny.network", why: `tar archive ${remote} is opened on a remote host` };
   }
   return null;
 }
