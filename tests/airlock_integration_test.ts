@@ -224,8 +224,21 @@ Deno.test(
         const third = await operator.send(room, "$ canary");
         assert.match(
           (await operator.waitForReply(room, third)).getContent().body,
-          /refused \(deny\.rate\)/,
+          /refused \(deny\.rate\): .*dropped, unanswered and unrecorded/,
         );
+        // Past the rate: nothing more is recorded or answered, built-ins included.
+        const audit = () => Deno.readTextFileSync(`${w.stateDir}/audit.jsonl`);
+        const before = audit().split("\n").length;
+        const flood: string[] = [];
+        for (const text of ["$ canary", "$ exit", "$ help", "$ canary", "$ cancel", "$ canary"]) {
+          flood.push(await operator.send(room, text));
+        }
+        await sleep(3000);
+        assert.equal(audit().split("\n").length, before, "a flood message was recorded");
+        for (const id of flood) {
+          await assert.rejects(operator.waitForReply(room, id, 500), `${id} was answered`);
+        }
+        await w.agent.waitFor(/dropping messages of @operator:localhost past TIBET_NC_RATE_LIMIT/);
         assert.equal(await exists(marker), false, "a limited command ran");
         delete w.env.TIBET_NC_RATE_LIMIT;
         delete w.env.TIBET_NC_MAX_CONCURRENT;

@@ -35,6 +35,10 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
   const limiter = rateLimiter(config.rateLimit);
   const strangers = rateLimiter(config.rateLimit);
   let strangerFlood = false;
+  // Operators past their rate: one refusal is recorded and answered, then
+  // nothing until the rate falls, so no device can fill the audit log.
+  const flooding = new Set<string>();
+  let dropped = 0;
   const counters = { commands: 0, refused: 0 };
   const startedAt = Date.now();
   const execAs = deps.execAs;
@@ -84,6 +88,23 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     // Sent before this agent started: history from the first sync, never run or answered.
     if (stale && cmd.originTs < startedAt) return;
     if (!deps.seen.claim(cmd.eventId, cmd.originTs, cmd)) return;
+    // Every message counts, built-ins and refusals too: each is a reply, most a record.
+    if (!limiter.take(cmd.sender)) {
+      if (flooding.has(cmd.sender)) {
+        if (dropped++ % 100 === 0) {
+          log(`dropping messages of ${cmd.sender} past TIBET_NC_RATE_LIMIT (${dropped} so far)`);
+        }
+        return;
+      }
+      flooding.add(cmd.sender);
+      return await refuse(
+        cmd,
+        reply,
+        "deny.rate",
+        `more than ${config.rateLimit} messages in a minute from ${cmd.sender} (TIBET_NC_RATE_LIMIT); further ones are dropped, unanswered and unrecorded, until the rate falls`,
+      );
+    }
+    flooding.delete(cmd.sender);
     const refusal = cmd.refusal ?? await cmd.judge?.();
     if (refusal) return await refuse(cmd, reply, refusal.rule, refusal.reason);
     if (stale) {
@@ -111,14 +132,6 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
       return;
     }
 
-    if (!limiter.take(cmd.sender)) {
-      return await refuse(
-        cmd,
-        reply,
-        "deny.rate",
-        `more than ${config.rateLimit} commands in a minute from ${cmd.sender} (TIBET_NC_RATE_LIMIT); wait a moment`,
-      );
-    }
     if (jobs.size >= config.maxConcurrent) {
       return await refuse(
         cmd,
