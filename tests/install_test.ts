@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { othersCanReach } from "./support/staging.ts";
 import { parse as parseEnv } from "dotenv";
 import { ConfigError, loadConfig } from "../lib/config/config.ts";
 import { checkCommand } from "../lib/policy/check.ts";
@@ -87,7 +88,16 @@ async function install(
   env: Record<string, string> = {},
   opts: { script?: string; asUser?: number } = {},
 ): Promise<Result> {
-  const script = opts.script ?? INSTALL_SH;
+  let script = opts.script ?? INSTALL_SH;
+  let staged: string | undefined;
+  if (opts.asUser !== undefined && !othersCanReach(script)) {
+    // That user cannot enter this checkout (under /root): a readable copy.
+    staged = await Deno.makeTempDir({ prefix: "tibet-nc-install-" });
+    Deno.chmodSync(staged, 0o755);
+    Deno.copyFileSync(script, `${staged}/install.sh`);
+    Deno.chmodSync(`${staged}/install.sh`, 0o644);
+    script = `${staged}/install.sh`;
+  }
   let cmd = "/bin/sh";
   let argv = [script, ...args];
   if (opts.asUser !== undefined) {
@@ -106,7 +116,7 @@ async function install(
     clearEnv: true,
     cwd: "/",
     stdin: "null",
-  }).output();
+  }).output().finally(() => staged && Deno.removeSync(staged, { recursive: true }));
   const dec = new TextDecoder();
   return { code: out.code, out: dec.decode(out.stdout), err: dec.decode(out.stderr) };
 }

@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { stagedForOthers } from "./support/staging.ts";
 import { EXIT_CONFIG } from "../lib/config/config.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -204,7 +205,9 @@ function simulate(): Promise<SimulationReport> {
     const [agentUid, execUid] = freeUids(2);
     const dir = await Deno.makeTempDir({ prefix: "tibet-nc-caps-" });
     try {
-      const runTs = new URL("../lib/exec/run.ts", import.meta.url).href;
+      // The stand-in's user may not reach this checkout (under /root): a staged copy.
+      const staged = await stagedForOthers();
+      const runTs = `file://${staged.root}/lib/exec/run.ts`;
       await Deno.writeTextFile(`${dir}/agent.mjs`, workload(runTs, execUid));
       await Deno.mkdir(`${dir}/deno-dir`);
       await Deno.chown(`${dir}/deno-dir`, agentUid, agentUid);
@@ -222,7 +225,7 @@ function simulate(): Promise<SimulationReport> {
         "/usr/bin/env",
         `DENO_DIR=${dir}/deno-dir`,
         `HOME=${dir}/deno-dir`,
-        Deno.execPath(),
+        staged.deno,
         "run",
         "--allow-all",
         "--no-config",

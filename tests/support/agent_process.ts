@@ -5,6 +5,7 @@
  */
 
 import { shuttingDown } from "./cleanup.ts";
+import { stagedForOthers } from "./staging.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -37,14 +38,19 @@ export async function startAgentProcess(
 ): Promise<AgentProcess> {
   if (shuttingDown()) throw new Error("not starting the agent: shutting down");
   const args = [...await startTaskArgs(), ...extraArgs];
-  const child = new Deno.Command(Deno.execPath(), {
+  // Another user may not reach this checkout (under /root): give it a staged copy.
+  const other = as.uid !== undefined && as.uid !== Deno.uid();
+  const where = other
+    ? await stagedForOthers()
+    : { deno: Deno.execPath(), root: ROOT, denoDir: Deno.env.get("DENO_DIR") ?? "" };
+  const child = new Deno.Command(where.deno, {
     args,
-    cwd: ROOT,
+    cwd: where.root,
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: Deno.env.get("HOME") ?? "/tmp",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+      HOME: other ? where.denoDir : Deno.env.get("HOME") ?? "/tmp",
+      DENO_DIR: where.denoDir,
       NO_COLOR: "1",
       ...env,
     },
