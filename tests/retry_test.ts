@@ -82,7 +82,7 @@ Deno.test("retry: the wait after a hint gets a little jitter on top, never less 
     Array.from({ length: 20 }, () => retryDelayMs(limited(1000), 1000, Math.random())),
   );
   assert.ok(spread.size > 10, `only ${spread.size} distinct waits`);
-  for (const w of spread) assert.ok(w >= 1000 && w < 1250, `${w}`);
+  for (const w of spread) assert.ok(w >= 1000 && w <= 1250, `${w}`); // rounded: 1250 can be drawn
 });
 
 Deno.test("retry: without a hint it backs off from 1 s, doubling, with equal jitter, up to the cap", async () => {
