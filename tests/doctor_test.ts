@@ -144,6 +144,15 @@ Deno.test(
         assert.equal(r.code, 0, r.stdout);
         has(r, "warn", "bin dir", /^bash.*refuses it outright \(deny\.shell/);
         if (added.includes("awk")) has(r, "warn", "bin dir", /^awk.*GTFOBins.*deny\.escape\.awk/);
+        // Every program allowed is told with the functions the policy leaves open.
+        if (added.includes("awk")) {
+          has(r, "ok", "bin dir", /^awk.*left open: file read \(what the exec user may read\);/);
+        }
+        assert.doesNotMatch(
+          r.stdout,
+          /^ok\s+bin dir: bash.*left open/m,
+          "a refused program is not listed",
+        );
       });
 
       await t.step("broken: open env file and state dir, no bin dir, wrong token", async () => {

@@ -6,7 +6,7 @@
 import type { Config } from "../config/config.ts";
 import { judge } from "../policy/judge.ts";
 import { DEFAULT_POLICY } from "../policy/policy_file.ts";
-import { argumentEscapes } from "../policy/arg_rules.ts";
+import { argumentEscapes, openFunctions } from "../policy/arg_rules.ts";
 import { lookupUser } from "../exec/exec_user.ts";
 import { resolveProgram } from "../exec/resolve.ts";
 import { errText, octal, Report, statOrNull } from "./report.ts";
@@ -73,6 +73,13 @@ export async function checkBinDir(r: Report, c: Config): Promise<void> {
         `${label} can spawn a shell through its arguments (GTFOBins: ${how}); the policy refuses the known forms, keep it only if operators need it`,
       );
     }
+    r.line(
+      "ok",
+      "bin dir",
+      `${label}: GTFOBins functions left open: ${
+        openFunctions([name, res.realName]).join(", ")
+      }; the policy refuses the known forms of the others`,
+    );
   }
   for (const why of bad) r.line("FAIL", "bin dir", why);
   if (names.length === 0) {

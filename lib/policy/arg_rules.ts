@@ -55,6 +55,24 @@ export function checkArguments(c: Cmd): Hit {
 }
 
 /**
+ * The GTFOBins functions the policy leaves open for a program that goes by
+ * `names`: reading files is always left to the exec user's permissions; a
+ * writing tool may write outside the protected paths; a download tool may fetch.
+ */
+export function openFunctions(names: string[]): string[] {
+  const keys = new Set(names.flatMap(nameKeys));
+  const watches = (r: ArgRule) => r.programs.some((p) => keys.has(p));
+  const open = ["file read (what the exec user may read)"];
+  if (watches(PROTECTED_WRITE)) {
+    open.push(
+      "file write (where the exec user may write, outside system dirs, .ssh, devices and the state dir)",
+    );
+  }
+  if (watches(DOWNLOAD)) open.push("file download (outside protected dirs)");
+  return open;
+}
+
+/**
  * How a program that goes by `names` escapes through its arguments, one line
  * per escape rule that watches it (empty when none does): the policy refuses the
  * known forms, but the administrator should know the program is a way out.
