@@ -15,7 +15,7 @@ import { readTail } from "../audit/tail.ts";
 import type { AuditRecord } from "../audit/record.ts";
 import type { TibetToken } from "../audit/token.ts";
 import { verifyLogFile, type VerifyResult } from "../audit/verify.ts";
-import { ConfigError } from "../config/config.ts";
+import { ConfigError, DEFAULT_STATE_DIR } from "../config/config.ts";
 import { environment, parseArgs, UsageError } from "./args.ts";
 
 const USAGE = `Usage:
@@ -82,7 +82,7 @@ function logPath(opts: Map<string, string>): string {
     // No env permission (a packaged verifier) means the default; a named file that fails is an error.
     if (opts.has("--env-file")) throw e;
   }
-  return `${(dir || "/var/lib/tibet-nc").replace(/\/+$/, "")}/${AUDIT_LOG_FILE}`;
+  return `${(dir || DEFAULT_STATE_DIR).replace(/\/+$/, "")}/${AUDIT_LOG_FILE}`;
 }
 
 /** Says what to pass when the log is not where it was looked for. */

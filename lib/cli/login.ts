@@ -7,7 +7,7 @@
  */
 
 import type { MatrixClient } from "matrix-js-sdk";
-import { ConfigError, exampleOperators, loadConfig } from "../config/config.ts";
+import { ConfigError, DEFAULT_STATE_DIR, exampleOperators, loadConfig } from "../config/config.ts";
 import {
   inspectEnvFile,
   probeWritable,
@@ -195,7 +195,7 @@ function settings(opts: Options, fileVars: Record<string, string>): Settings {
   try {
     const config = loadConfig(env);
     const extra: Record<string, string> = {};
-    const fileStateDir = fileVars.TIBET_NC_STATE_DIR?.trim() || "/var/lib/tibet-nc";
+    const fileStateDir = fileVars.TIBET_NC_STATE_DIR?.trim() || DEFAULT_STATE_DIR;
     if (opts.stateDir !== null && fileStateDir.replace(/\/+$/, "") !== config.stateDir) {
       extra.TIBET_NC_STATE_DIR = config.stateDir;
     }

@@ -7,6 +7,7 @@
  */
 
 import { parseArgs, UsageError } from "./args.ts";
+import { DEFAULT_STATE_DIR } from "../config/config.ts";
 import { checkCommand, DEFAULT_BIN_DIR } from "../policy/check.ts";
 import { loadPolicy, type Policy } from "../policy/policy_file.ts";
 
@@ -115,7 +116,7 @@ export async function policyCommand(args: string[]): Promise<number> {
       );
     }
     // As the agent judges: no write into its state dir either.
-    const stateDir = fromEnv("TIBET_NC_STATE_DIR") ?? "/var/lib/tibet-nc";
+    const stateDir = fromEnv("TIBET_NC_STATE_DIR") ?? DEFAULT_STATE_DIR;
     policy = { ...await loadPolicy(opts.policy), protect: [stateDir] };
   } catch (e) {
     console.error(`tibet-nc policy check: ${(e as Error).message}`);

@@ -41,13 +41,16 @@ export interface Config {
   brainApiBase: string | null;
 }
 
-/** A configuration problem, naming the variable so a sysadmin can fix it. */
 /**
  * Exit code for a configuration the agent cannot run with (sysexits EX_CONFIG):
  * tibet-nc.service does not restart on it, since restarting cannot help.
  */
 export const EXIT_CONFIG = 78;
 
+/** Where the agent keeps its state unless TIBET_NC_STATE_DIR says otherwise. */
+export const DEFAULT_STATE_DIR = "/var/lib/tibet-nc";
+
+/** A configuration problem, naming the variable so a sysadmin can fix it. */
 export class ConfigError extends Error {
   /** The variable at fault. */
   variable: string;
@@ -218,7 +221,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       }
       return dir.replace(/\/+$/, "") || "/";
     }, fallback);
-  const stateDir = absolute("TIBET_NC_STATE_DIR", "/var/lib/tibet-nc");
+  const stateDir = absolute("TIBET_NC_STATE_DIR", DEFAULT_STATE_DIR);
   const binDir = absolute("TIBET_NC_BIN_DIR", "/usr/local/tibet-nc-bin");
   const execAsSelf = take(() => yesNo(env, "TIBET_NC_EXEC_AS_SELF"), false);
   const allowUnsignedDevices = take(() => yesNo(env, "TIBET_NC_ALLOW_UNSIGNED_DEVICES"), false);

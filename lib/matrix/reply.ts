@@ -61,10 +61,6 @@ export function replyContent(
 }
 
 /**
- * Plain-JSON bytes an edit may have in all: its encrypted form (base64 of this,
- * plus Megolm's overhead) must stay under the homeserver's 64 KiB event limit.
- */
-/**
  * An edit (`m.replace`) of reply `replyId` to the new parts. Clients without
  * edits show only the top-level body, so, as the spec's fallback, it is the full
  * new text prefixed with `* ` (HTML too, when it fits), cut to fit

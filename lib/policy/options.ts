@@ -48,16 +48,24 @@ export function optionValues(args: string[], short: string, long: string[]): str
  * Relative paths that climb with `..` count as 0: the working directory is not
  * known here, so they may reach `/`. Other relative paths: null (not near `/`).
  */
-export function rootDepth(path: string): number | null {
+function rootDepth(path: string): number | null {
   if (!path.startsWith("/")) return path.split("/").includes("..") ? 0 : null;
+  return absoluteSegments(path, true).length;
+}
+
+/**
+ * The words of an absolute path after lexical `.`, `..` and `//` clean-up; with
+ * `stopAtGlob`, only those before the first glob.
+ */
+function absoluteSegments(p: string, stopAtGlob = false): string[] {
   const segs: string[] = [];
-  for (const s of path.split("/")) {
+  for (const s of p.split("/")) {
     if (s === "" || s === ".") continue;
     if (s === "..") segs.pop();
-    else if (/[*?[]/.test(s)) break;
+    else if (stopAtGlob && /[*?[]/.test(s)) break;
     else segs.push(s);
   }
-  return segs.length;
+  return segs;
 }
 
 export const nearRoot = (p: string): boolean => {
@@ -93,20 +101,9 @@ export const WRITERS = [
   "rsync",
 ];
 
-export const SYSTEM_TOP = new Set(
+const SYSTEM_TOP = new Set(
   w("bin boot dev etc lib lib32 lib64 libx32 proc root sbin sys usr"),
 );
-
-/** The words of an absolute path after lexical `.`, `..` and `//` clean-up. */
-function absoluteSegments(p: string): string[] {
-  const segs: string[] = [];
-  for (const s of p.split("/")) {
-    if (s === "" || s === ".") continue;
-    if (s === "..") segs.pop();
-    else segs.push(s);
-  }
-  return segs;
-}
 
 /**
  * True for a path in a system directory (`/etc`, `/usr`, …, `/var/log`, `/var/lib`,

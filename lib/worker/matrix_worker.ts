@@ -59,14 +59,14 @@ export interface MatrixWorker {
   stop(): Promise<void>;
 }
 
-/** Logs one line to stderr (journald adds the time). */
 /** A device gets at most one readable refusal this often (ms). */
-export const READABLE_REFUSAL_EVERY_MS = 5 * 60_000;
+const READABLE_REFUSAL_EVERY_MS = 5 * 60_000;
 /** Readable refusals for all devices together, per minute: each rotates a Megolm session. */
 const READABLE_REFUSALS_PER_MINUTE = 10;
 const READABLE_NOTE =
   'This device can read this refusal only: replies go to verified devices alone. See the README, "Operators".';
 
+/** Logs one line to stderr (journald adds the time). */
 export type Log = (msg: string) => void;
 
 /** How the worker reports, and what the monitor told it. */

@@ -1,8 +1,8 @@
 /**
  * What the harness starts outside this process (Synapse, the agent) and leaves
- * on disk (temporary dirs) is undone on every way out: a normal end, and
- * SIGINT, SIGTERM or SIGHUP (Ctrl-C, `timeout`, a closed terminal). Used by the
- * tests and by `deno task demo`.
+ * on disk (temporary dirs) is undone when SIGINT, SIGTERM or SIGHUP ends the
+ * process (Ctrl-C, `timeout`, a closed terminal); a normal end is each owner's
+ * own `close()`. Used by the tests and by `deno task demo`.
  * @module
  */
 
@@ -31,7 +31,7 @@ export function shuttingDown(): boolean {
 }
 
 /** Runs every registered cleanup once, each to its end, errors ignored. */
-export async function runCleanups(): Promise<void> {
+async function runCleanups(): Promise<void> {
   stopping = true;
   for (const c of [...cleanups]) {
     cleanups.delete(c);

@@ -46,21 +46,20 @@ export function stagedForOthers(): Promise<Staged> {
     const dir = await Deno.makeTempDir({ prefix: "tibet-nc-staged-" });
     cleanup.push(dir);
     Deno.chmodSync(dir, 0o755);
-    const copy = ["main.ts", "deno.json", "deno.lock", "lib", "node_modules", "tests/support"];
-    Deno.mkdirSync(`${dir}/tests`, { mode: 0o755 });
-    const cp = await new Deno.Command("cp", {
-      args: ["-a", ...copy.slice(0, 5).map((p) => `${ROOT}/${p}`), dir],
-    }).output();
-    const cpSupport = await new Deno.Command("cp", {
-      args: ["-a", `${ROOT}/tests/support`, `${dir}/tests/`],
-    }).output();
+    const run = async (cmd: string, args: string[]) => {
+      const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
+      if (!out.success) {
+        throw new Error(
+          `cannot stage the checkout for another user: ${cmd} ${args.join(" ")}: ${
+            new TextDecoder().decode(out.stderr)
+          }`,
+        );
+      }
+    };
+    const code = ["main.ts", "deno.json", "deno.lock", "lib", "node_modules"];
+    await run("cp", ["-a", ...code.map((p) => `${ROOT}/${p}`), dir]);
     await Deno.copyFile(Deno.execPath(), `${dir}/deno`);
-    const chmod = await new Deno.Command("chmod", { args: ["-R", "a+rX", dir] }).output();
-    if (!cp.success || !cpSupport.success || !chmod.success) {
-      throw new Error(
-        `cannot stage the checkout for another user: ${new TextDecoder().decode(cp.stderr)}`,
-      );
-    }
+    await run("chmod", ["-R", "a+rX", dir]);
     Deno.chmodSync(`${dir}/deno`, 0o755);
     return { deno: `${dir}/deno`, root: dir, denoDir };
   })();

@@ -20,7 +20,8 @@ function targets(c: Cmd): string[] {
   }
   if (is(c, "dd")) return a.filter((x) => /^of=/i.test(x));
   if (is(c, "sort")) return optionValues(a, "o", ["output"]);
-  if (is(c, "split", "csplit")) return ops.slice(1, 2).concat(optionValues(a, "", ["prefix"]));
+  if (is(c, "split")) return ops.slice(1, 2); // split FILE PREFIX
+  if (is(c, "csplit")) return optionValues(a, "f", ["prefix"]);
   if (is(c, "openssl")) {
     return a.flatMap((x, i) => /^-(out|keyout|signature)$/.test(x) ? [a[i + 1] ?? ""] : []);
   }
