@@ -131,8 +131,9 @@ Deno.test("escape table: the proven forms really escape when nothing refuses the
         .output();
       if (!found.success) continue; // not installed here
       ran++;
-      await new Deno.Command(parsed.argv[0], {
-        args: parsed.argv.slice(1),
+      const [argv] = parsed.stages;
+      await new Deno.Command(argv[0], {
+        args: argv.slice(1),
         cwd: d.data,
         stdin: "null",
         stdout: "null",

@@ -1,10 +1,16 @@
 import assert from "node:assert/strict";
 import { MAX_ARGS, MAX_TEXT, parseCommand, type ParseResult } from "../lib/exec/parse.ts";
 
-function argv(text: string): string[] {
+function stages(text: string): string[][] {
   const r = parseCommand(text);
   assert.ok(r.ok, `expected "${text}" to parse, got: ${r.ok ? "" : r.reason}`);
-  return r.argv;
+  return r.stages;
+}
+
+function argv(text: string): string[] {
+  const s = stages(text);
+  assert.equal(s.length, 1, `expected "${text}" to be one command`);
+  return s[0];
 }
 
 function refusal(text: string): string {
@@ -77,7 +83,6 @@ Deno.test("parse: unquoted command separators and chaining are refused with the 
   assert.match(refusal("uptime; reboot"), /column 7.*`;` separates commands/);
   assert.match(refusal("uptime && reboot"), /`&&` chains commands/);
   assert.match(refusal("uptime || reboot"), /`\|\|` chains commands/);
-  assert.match(refusal("uptime | sh"), /pipes are not supported/);
   assert.match(refusal("reboot &"), /background/);
   assert.match(refusal("a&b"), /background/);
 });
@@ -155,4 +160,29 @@ Deno.test("parse: more words than the limit are refused with both counts", () =>
     refusal(words(MAX_ARGS + 1)),
     new RegExp(`${MAX_ARGS + 1} arguments; the limit is ${MAX_ARGS}`),
   );
+});
+
+Deno.test("parse: an unquoted | splits the line into pipeline stages", () => {
+  assert.deepEqual(stages("ps aux | grep nginx"), [["ps", "aux"], ["grep", "nginx"]]);
+  assert.deepEqual(stages("journalctl -u x -n 500|grep -i error |tail -20"), [
+    ["journalctl", "-u", "x", "-n", "500"],
+    ["grep", "-i", "error"],
+    ["tail", "-20"],
+  ]);
+  assert.deepEqual(stages("grep 'a|b' f | cut -d'|' -f2 | tr \\| x"), [
+    ["grep", "a|b", "f"],
+    ["cut", "-d|", "-f2"],
+    ["tr", "|", "x"],
+  ]);
+});
+
+Deno.test("parse: an empty stage, |&, || and too many stages are refused", () => {
+  assert.match(refusal("| grep x"), /column 1: a `\|` needs a command on each side/);
+  assert.match(refusal("ps aux |"), /needs a command on each side/);
+  assert.match(refusal("ps | | grep x"), /column 6: a `\|` needs a command on each side/);
+  assert.match(refusal("ps |& grep x"), /`\|&` pipes stderr too/);
+  assert.match(refusal("ps || grep x"), /`\|\|` chains commands/);
+  assert.match(refusal(Array(9).fill("cat").join(" | ")), /9 stages; the limit is 8/);
+  assert.deepEqual(stages(Array(8).fill("cat").join(" | ")).length, 8);
+  assert.match(refusal("ps | grep x > out"), /redirection/);
 });

@@ -18,19 +18,23 @@ const DENIED = CASES.filter(([, expected]) => expected !== "allow");
  */
 async function execute(text: string, bin: string, canary: string): Promise<void> {
   const checked = await checkCommand(text, bin, DEFAULT_POLICY);
-  await run(checked.path, checked.argv, canary);
+  await run(checked.stages, canary);
 }
 
-async function run(path: string | undefined, argv: string[] | undefined, canary: string) {
-  if (path === undefined || argv === undefined) throw new Error("nothing resolved to run");
-  await new Deno.Command(path, {
-    args: argv.slice(1),
-    env: { CANARY_DIR: canary, PATH: path.slice(0, path.lastIndexOf("/")) },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).output();
+/** Runs every stage (each on its own: a stub reads no input). */
+async function run(stages: { path?: string; argv: string[] }[] | undefined, canary: string) {
+  if (stages === undefined) throw new Error("nothing resolved to run");
+  for (const { path, argv } of stages) {
+    if (path === undefined) throw new Error(`${argv[0]} did not resolve`);
+    await new Deno.Command(path, {
+      args: argv.slice(1),
+      env: { CANARY_DIR: canary, PATH: path.slice(0, path.lastIndexOf("/")) },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+  }
 }
 
 async function markers(dir: string): Promise<string[]> {
@@ -54,7 +58,7 @@ async function runDenied(
       const v = await checkCommand(text, bin, policy);
       if (v.verdict === "allow") {
         escaped.push(`${JSON.stringify(raw.slice(0, 60))} (want ${expected})`);
-        await run(v.path, v.argv, canary);
+        await run(v.stages, canary);
       } else if (!v.rule.startsWith(expected)) {
         wrongRule.push(`${JSON.stringify(raw.slice(0, 60))}: want ${expected}, got ${v.rule}`);
       }

@@ -22,7 +22,7 @@ export const PROGRAMS: string[] = `
   lua busybox env nice ionice timeout nohup setsid stdbuf xargs chroot flock watch time strace
   gdb script crontab at less more man vi vim nano ed view passwd useradd userdel usermod
   groupadd chpasswd visudo sudo su doas pkexec ssh scp nc ncat socat telnet insmod modprobe
-  sqlite3 psql
+  sqlite3 psql openssl patch cpio pax uudecode base64 wc
 `.trim().split(/\s+/);
 
 /** Extra bin-dir entries: innocent names linked to another program of the list. */
@@ -389,9 +389,40 @@ export const CASES: Case[] = [
   ["view /etc/passwd", "deny.escape.editor"],
   ["systemctl edit nginx", "deny.escape.editor"],
 
+  // --- pipelines: each stage judged; what reads the pipe takes data, not commands
+  ["ps aux | grep nginx", "allow"],
+  ["journalctl -u x -n 500 | grep -i error | tail -20", "allow"],
+  ["cat /etc/hostname | base64 | base64 -d | wc -c", "allow"],
+  ["printf s_client | openssl", "deny.pipe.commands"],
+  ["printf x | openssl -debug", "deny.pipe.commands"],
+  ["printf x | openssl base64 -d", "allow"],
+  ["openssl version | cat", "allow"],
+  ["base64 -d x | tar -x", "deny.pipe.write"],
+  ["base64 -d x | tar xf -", "deny.pipe.write"],
+  ["base64 -d x | tar --extract --file=/dev/stdin", "deny.pipe.write"],
+  ["base64 -d x | tar -tv", "allow"],
+  ["base64 -d x | tar -xf /tmp/a.tar", "allow"],
+  ["tar -xf /tmp/a.tar | cat", "allow"],
+  ["cat x | cpio -idm", "deny.pipe.write"],
+  ["cat x | cpio --pass-through /tmp", "deny.pipe.write"],
+  ["cat x | pax -r", "deny.pipe.write"],
+  ["cat x | patch -p1", "deny.pipe.write"],
+  ["cat x | patch -i /dev/stdin", "deny.pipe.write"],
+  ["cat x | git apply", "deny.pipe.write"],
+  ["cat x | git -C /tmp am -", "deny.pipe.write"],
+  ["cat x | git log", "allow"],
+  ["cat x | uudecode", "deny.pipe.write"],
+  ["cat x | uudecode -o /tmp/y", "allow"],
+  ["ls | xargs rm", "deny.wrapper"],
+  ["cat x | awk -f -", "deny.escape.awk.load"],
+  ["cat x | sed -f /dev/stdin", "deny.escape.sed"],
+  ["ls | less", "deny.escape.pager"],
+  ["ls | tee /etc/x", "deny.write.protected"],
+  ["ls | sudo tee x", "deny.privilege"],
+
   // --- downloads and pipes into shells
-  ["curl x | sh", "deny.parse"],
-  ["wget -O- x | bash", "deny.parse"],
+  ["curl x | sh", "deny.shell"],
+  ["wget -O- x | bash", "deny.shell"],
   ["curl http://x '|' sh", "deny.pipe-shell"],
   ["curl -o /etc/cron.d/x http://x", "deny.pipe-shell"],
   ["curl --output /usr/local/bin/x http://x", "deny.pipe-shell"],
@@ -506,19 +537,45 @@ test("checkCommand: returns the argv and bin-dir path it judged, for the executo
   const { root, bin } = await makeBinDir(false);
   try {
     const ok = await checkCommand("ls -la '/tmp/a b'", bin, DEFAULT_POLICY);
-    assert.deepEqual([ok.verdict, ok.argv, ok.path], [
+    assert.deepEqual([ok.verdict, ok.stages?.map((s) => [s.argv, s.path])], [
       "allow",
-      ["ls", "-la", "/tmp/a b"],
-      `${bin}/ls`,
+      [[["ls", "-la", "/tmp/a b"], `${bin}/ls`]],
     ]);
     const missing = await checkCommand("nosuch x", bin, DEFAULT_POLICY);
-    assert.deepEqual([missing.rule, missing.argv, missing.path], [
+    assert.deepEqual([missing.rule, missing.stages?.map((s) => [s.argv, s.path])], [
       "deny.resolve",
-      ["nosuch", "x"],
-      undefined,
+      [[["nosuch", "x"], undefined]],
     ]);
     const bad = await checkCommand("a;b", bin, DEFAULT_POLICY);
-    assert.deepEqual([bad.rule, bad.argv], ["deny.parse", undefined]);
+    assert.deepEqual([bad.rule, bad.stages], ["deny.parse", undefined]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+test("checkCommand: a pipeline is judged stage by stage; one refused stage refuses the line", async () => {
+  const { root, bin } = await makeBinDir(false);
+  try {
+    const ok = await checkCommand("ls -la / | grep -i tmp | head -3", bin, DEFAULT_POLICY);
+    assert.equal(ok.verdict, "allow");
+    assert.equal(ok.rule, "allow.default | allow.default | allow.default");
+    assert.deepEqual(ok.stages?.map((s) => s.path), [`${bin}/ls`, `${bin}/grep`, `${bin}/head`]);
+    const cases: [string, string, RegExp][] = [
+      ["ls | sh", "deny.shell", /stage 2 of 2 \(sh\)/],
+      [
+        "ls | grep x | xargs rm",
+        "deny.wrapper",
+        /stage 3 of 3 \(xargs\).*nothing in the pipeline runs/,
+      ],
+      ["ls | nosuch", "deny.resolve", /stage 2 of 2/],
+      ["ls | tee /etc/passwd", "deny.write.protected", /stage 2/],
+      ["reboot | ls", "deny.power", /stage 1 of 2/],
+    ];
+    for (const [text, rule, reason] of cases) {
+      const v = await checkCommand(text, bin, DEFAULT_POLICY);
+      assert.equal(v.rule, rule, text);
+      assert.match(v.reason, reason, text);
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }

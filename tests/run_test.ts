@@ -2,13 +2,8 @@ import assert from "node:assert/strict";
 import { childEnv } from "../lib/exec/child_env.ts";
 import { createOutputBuffer } from "../lib/exec/output.ts";
 import { ptyInvocation, shellQuote } from "../lib/exec/pty_helper.ts";
-import {
-  checkHelpers,
-  KILL_GRACE_MS,
-  runCommand,
-  type RunRequest,
-  type RunResult,
-} from "../lib/exec/run.ts";
+import { checkHelpers } from "../lib/exec/pipeline.ts";
+import { KILL_GRACE_MS, runCommand, type RunRequest, type RunResult } from "../lib/exec/run.ts";
 
 const ENV = childEnv({ binDir: "/usr/bin", home: "/tmp" });
 
@@ -295,7 +290,10 @@ Deno.test("ptyInvocation refuses what cannot be passed safely", () => {
 Deno.test("checkHelpers names a missing or non-executable helper and its package", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/plain`, "#!/bin/sh\n", { mode: 0o644 });
-  assert.throws(() => checkHelpers([`${dir}/absent`]), /absent is missing .*install util-linux/);
+  assert.throws(
+    () => checkHelpers([`${dir}/absent`]),
+    /absent is missing .*install util-linux and coreutils/,
+  );
   assert.throws(() => checkHelpers([`${dir}/plain`]), /plain is missing or not executable/);
   checkHelpers(["/bin/sh"]);
 });

@@ -16,7 +16,9 @@ const USAGE = `usage: tibet-nc policy check [--bin-dir DIR] [--policy FILE] <com
 
 Judges a command as the agent would (parse, find the program in the bin dir,
 apply the policy) and prints the verdict and the deciding rule. Nothing runs.
-Give the command as one quoted argument, exactly as typed in the room.
+Give the command as one quoted argument, exactly as typed in the room. A
+pipeline ('ps aux | grep nginx') is judged stage by stage; each stage's verdict
+is printed after the line's.
 
 options:
   --bin-dir DIR   allowlisted programs (default: $TIBET_NC_BIN_DIR, else ${DEFAULT_BIN_DIR})
@@ -126,6 +128,11 @@ export async function policyCommand(args: string[]): Promise<number> {
   if (!opts.json) {
     const v = await checkCommand(opts.text, binDir, policy);
     console.log(`verdict: ${v.verdict}\nrule:    ${v.rule}\nreason:  ${v.reason}`);
+    if ((v.stages?.length ?? 0) > 1) {
+      for (const [i, s] of v.stages!.entries()) {
+        console.log(`stage ${i + 1}: ${s.verdict} ${s.rule}: ${s.argv.join(" ")}`);
+      }
+    }
     return v.verdict === "allow" ? 0 : 1;
   }
   // Streamed, one answer per line as it comes, so a coprocess can pair them.

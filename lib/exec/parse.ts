@@ -1,8 +1,9 @@
 /**
  * Operator text to argv, without a shell. The text is split into words with the
- * quoting rules of a POSIX shell, and nothing else of a shell: no expansion, no
- * redirection, no second command. The argv that is judged by the policy is
- * exactly the argv that runs.
+ * quoting rules of a POSIX shell, and into pipeline stages at an unquoted `|`,
+ * and nothing else of a shell: no expansion, no redirection, no second command.
+ * The argv of each stage that is judged by the policy is exactly the argv that
+ * runs; the monitor connects the stages itself (`lib/exec/pipeline.ts`).
  *
  * Per character, outside quotes:
  *
@@ -14,7 +15,8 @@
  * | `\x`                          | escape   | `x` literally (so `re\boot` is `reboot`)         |
  * | `;`                           | refuse   | a second command                                 |
  * | `&&`, `\|\|`                  | refuse   | command chaining                                 |
- * | `\|`                          | refuse   | pipes are not supported (yet)                    |
+ * | `\|`                          | stage    | starts the next stage of a pipeline              |
+ * | `\|&`                         | refuse   | it pipes stderr too (a bash extension)           |
  * | `&`                           | refuse   | background jobs                                  |
  * | `` ` ``, `$(`                 | refuse   | command substitution                             |
  * | `>`, `<`                      | refuse   | redirection (also `2>&1`, `<(…)`)                |
@@ -28,17 +30,22 @@
  * `echo '$(id)'` gives `["echo", "$(id)"]`. Leading and trailing ASCII whitespace
  * (a trailing newline from a chat client) is dropped; other Unicode is kept for
  * the policy to judge. Limits: {@linkcode MAX_TEXT} characters, {@linkcode MAX_ARGS}
- * words.
+ * words in all, {@linkcode MAX_STAGES} stages; no stage may be empty.
  * @module
  */
 
 /** Result of {@linkcode parseCommand}. */
-export type ParseResult = { ok: true; argv: string[] } | { ok: false; reason: string };
+export type ParseResult =
+  /** One argv per stage: a plain command is a pipeline of one stage. */
+  | { ok: true; stages: string[][] }
+  | { ok: false; reason: string };
 
 /** Longest command text accepted, in UTF-16 code units. */
 export const MAX_TEXT = 4096;
 /** Most words (program included) accepted. */
 export const MAX_ARGS = 256;
+/** Most stages of one pipeline. */
+export const MAX_STAGES = 8;
 
 const NO_SHELL = "commands run without a shell";
 
@@ -48,7 +55,7 @@ const REFUSED: ReadonlyArray<[string, string]> = [
   ["||", "`||` chains commands"],
   ["$(", "`$(…)` is command substitution"],
   [";", "`;` separates commands; one command runs per message"],
-  ["|", "`|` pipes are not supported"],
+  ["|&", "`|&` pipes stderr too; plain `|` pipes stdout, and stderr is shown anyway"],
   ["&", "`&` runs a command in the background"],
   ["`", "backticks are command substitution"],
   [">", "`>` is redirection"],
@@ -75,7 +82,8 @@ function describeControl(c: string): string {
  *
  * @example
  * ```ts
- * parseCommand(`echo 'a b' "c"`); // { ok: true, argv: ["echo", "a b", "c"] }
+ * parseCommand(`echo 'a b' "c"`); // { ok: true, stages: [["echo", "a b", "c"]] }
+ * parseCommand("ps aux | grep x"); // { ok: true, stages: [["ps", "aux"], ["grep", "x"]] }
  * parseCommand("ls; id"); // { ok: false, reason: "refused at column 3: `;` …" }
  * ```
  */
@@ -91,7 +99,9 @@ export function parseCommand(text: string): ParseResult {
   if (body === "") return { ok: false, reason: "empty command" };
   const col = (i: number): number => lead + i + 1;
 
-  const argv: string[] = [];
+  const stages: string[][] = [];
+  let argv: string[] = [];
+  let stageStart = 0;
   let word = "";
   let inWord = false; // distinguishes '' (an empty argument) from no word
   let quote: "'" | '"' | null = null;
@@ -140,6 +150,16 @@ export function parseCommand(text: string): ParseResult {
     }
     const refused = REFUSED.find(([m]) => body.startsWith(m, i));
     if (refused) return refuse(i, refused[1]);
+    if (c === "|") {
+      if (inWord) argv.push(word);
+      if (argv.length === 0) return emptyStage(i);
+      stages.push(argv);
+      argv = [];
+      word = "";
+      inWord = false;
+      stageStart = i;
+      continue;
+    }
     inWord = true;
     if (c === "'" || c === '"') {
       quote = c;
@@ -165,8 +185,24 @@ export function parseCommand(text: string): ParseResult {
     };
   }
   if (inWord) argv.push(word);
-  if (argv.length > MAX_ARGS) {
-    return { ok: false, reason: `${argv.length} arguments; the limit is ${MAX_ARGS}` };
+  if (argv.length === 0) return emptyStage(stageStart);
+  stages.push(argv);
+  const words = stages.reduce((n, s) => n + s.length, 0);
+  if (words > MAX_ARGS) {
+    return { ok: false, reason: `${words} arguments; the limit is ${MAX_ARGS}` };
   }
-  return { ok: true, argv };
+  if (stages.length > MAX_STAGES) {
+    return {
+      ok: false,
+      reason: `a pipeline of ${stages.length} stages; the limit is ${MAX_STAGES}`,
+    };
+  }
+  return { ok: true, stages };
+
+  function emptyStage(i: number): ParseResult {
+    return {
+      ok: false,
+      reason: `refused at column ${col(i)}: a \`|\` needs a command on each side`,
+    };
+  }
 }

@@ -16,6 +16,9 @@
  *   program gets exactly the environment it was given, values never on a command
  *   line; a given value of one of those names is passed back as `NAME=value`.
  * - `exec` keeps the process tree flat: the program is the session leader.
+ * - `< '<fifo>'`, only for the last stage of a pipeline: its stdin is the pipe
+ *   the monitor feeds, not the terminal (whose line discipline would echo input,
+ *   cut lines at 4 KiB and read ^C and ^D as signals and end of file).
  * @module
  */
 
@@ -59,6 +62,7 @@ export function ptyInvocation(
   path: string,
   argv: readonly string[],
   env: Readonly<Record<string, string>>,
+  stdinPath?: string,
 ): PtyInvocation {
   if (!path.startsWith("/")) {
     throw new Error(`program path "${path}" is not absolute; resolve it in the bin dir first`);
@@ -67,7 +71,10 @@ export function ptyInvocation(
     throw new Error(`program path "${path}" contains "=", which env(1) cannot run; rename it`);
   }
   const words = [path, ...argv.slice(1)];
-  if (words.some((w) => w.includes("\0"))) {
+  if (stdinPath !== undefined && !stdinPath.startsWith("/")) {
+    throw new Error(`stdin path "${stdinPath}" is not absolute`);
+  }
+  if ([...words, stdinPath ?? ""].some((w) => w.includes("\0"))) {
     throw new Error("an argument contains a NUL byte, which no program can receive");
   }
   const envArgs: string[] = [];
@@ -83,6 +90,7 @@ export function ptyInvocation(
     "--",
     ...restore,
     ...words.map(shellQuote),
+    ...(stdinPath === undefined ? [] : ["<", shellQuote(stdinPath)]),
   ].join(" ");
   const bytes = new TextEncoder().encode(line).length;
   if (bytes >= MAX_ARG_BYTES) {

@@ -15,12 +15,31 @@
  * @module
  */
 
-import { ptyInvocation, SCRIPT_PATH, splitSessionMarker } from "./pty_helper.ts";
+import { ptyInvocation, splitSessionMarker } from "./pty_helper.ts";
+import { delay, KILL_GRACE_MS, POLL_MS, sendSignal, terminateGroup } from "./signals.ts";
 
-/** SIGTERM-to-SIGKILL grace period. */
-export const KILL_GRACE_MS = 2000;
-/** Interval of process-table scans while stopping a command. */
-const POLL_MS = 50;
+export { KILL_GRACE_MS } from "./signals.ts";
+
+/**
+ * util-linux setpriv(1), which starts every process of a command without
+ * inheritable capabilities and with a parent-death signal.
+ */
+export const SETPRIV_PATH = "/usr/bin/setpriv";
+
+/** Arguments of {@linkcode SETPRIV_PATH} that start `command` (its path and arguments). */
+export function setprivArgs(dropCaps: boolean, command: string[]): string[] {
+  // Ambient capabilities (CAP_SETUID/SETGID/KILL, granted by the unit so the agent
+  // can switch users) survive setuid() between non-root users and execve(): a
+  // command could become root again. setpriv drops them; it needs no privilege.
+  // --pdeathsig: if the agent dies (SIGKILL, OOM) the process dies with it; under
+  // the unit systemd would kill it anyway, but not under `deno task start`.
+  return [
+    ...(dropCaps ? ["--inh-caps=-all", "--ambient-caps=-all"] : []),
+    "--pdeathsig=KILL",
+    "--",
+    ...command,
+  ];
+}
 
 /** What to run; the argv has passed the parser, the policy and resolution. */
 export interface RunRequest {
@@ -40,6 +59,11 @@ export interface RunRequest {
   uid?: number;
   /** Group to run as; supplementary groups are dropped when switching from root. */
   gid?: number;
+  /**
+   * A FIFO the command reads as its stdin instead of the terminal (the last
+   * stage of a pipeline); opened by the command's shell line, as the exec user.
+   */
+  stdinPath?: string;
 }
 
 /** How a command ended. */
@@ -92,24 +116,11 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
       `timeout (${req.timeoutMs} ms) must be positive, output limit (${req.maxOutputBytes}) >= 0`,
     );
   }
-  const inv = ptyInvocation(req.path, req.argv, req.env);
+  const inv = ptyInvocation(req.path, req.argv, req.env, req.stdinPath);
   const cwd = req.cwd ?? req.env.HOME ?? "/";
   const started = performance.now();
-  // Ambient capabilities (CAP_SETUID/SETGID/KILL, granted by the unit so the agent
-  // can switch users) survive setuid() between non-root users and execve(): a
-  // command could become root again. setpriv drops them; it needs no privilege.
-  const dropCaps = req.uid !== undefined;
-  // --pdeathsig: if the agent dies (SIGKILL, OOM) the PTY helper dies with it and
-  // the command gets SIGHUP from its closed terminal; under the unit systemd
-  // would kill it anyway, but not under `deno task start` or a plain shell.
   const command = SETPRIV_PATH;
-  const args = [
-    ...(dropCaps ? ["--inh-caps=-all", "--ambient-caps=-all"] : []),
-    "--pdeathsig=KILL",
-    "--",
-    inv.command,
-    ...inv.args,
-  ];
+  const args = setprivArgs(req.uid !== undefined, [inv.command, ...inv.args]);
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(command, {
@@ -236,71 +247,10 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
 }
 
 /**
- * util-linux setpriv(1), which starts the PTY helper without inheritable
- * capabilities and with a parent-death signal.
- */
-export const SETPRIV_PATH = "/usr/bin/setpriv";
-
-/** The kill(1) of util-linux/procps, used where Deno.kill is not permitted. */
-export const KILL_PATH = "/usr/bin/kill";
-
-/**
- * Sends `sig` to `pid` (a negative pid is a process group): true if sent, false
- * if no such process, else the error text. Deno.kill needs unrestricted run
- * permission, which the monitor deliberately lacks; it may run only `script`
- * and kill(1), so it signals through kill(1) then.
- */
-function sendSignal(pid: number, sig: Deno.Signal): boolean | string {
-  try {
-    Deno.kill(pid, sig);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    if (!(e instanceof Deno.errors.NotCapable)) return (e as Error).message;
-  }
-  try {
-    const out = new Deno.Command(KILL_PATH, {
-      args: [`-${sig.replace(/^SIG/, "")}`, "--", String(pid)],
-      clearEnv: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).outputSync();
-    if (out.success) return true;
-    const err = new TextDecoder().decode(out.stderr);
-    return /no such process|No such process|failed/i.test(err) && !/not permitted/i.test(err)
-      ? false
-      : err.trim() || `kill exited ${out.code}`;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-
-/**
- * Stops process group `pgid` (the command's session: `script` makes the command
- * a session and group leader, and a non-interactive shell keeps background jobs
- * in its group): SIGTERM, then SIGKILL for whatever is left after the grace.
- * Group signals need no /proc access, which Deno grants only with --allow-all.
- * SIGCONT serves as the "anyone left?" probe: harmless, and it wakes stopped ones.
- */
-async function terminateGroup(
-  pgid: number,
-  signal: (pid: number, sig: Deno.Signal) => boolean,
-): Promise<void> {
-  if (!signal(-pgid, "SIGTERM")) return;
-  const deadline = performance.now() + KILL_GRACE_MS;
-  while (performance.now() < deadline) {
-    await delay(POLL_MS);
-    if (!signal(-pgid, "SIGCONT")) return;
-  }
-  signal(-pgid, "SIGKILL");
-}
-
-/**
  * Reads `stream` into one reused buffer (a BYOB reader), so gigabytes of output
  * allocate nothing per chunk: `onChunk` must copy what it keeps.
  */
-async function pump(
+export async function pump(
   stream: ReadableStream<Uint8Array>,
   onChunk: (bytes: Uint8Array) => void,
 ): Promise<void> {
@@ -319,26 +269,4 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * Throws, naming the program and its package, when a helper every command needs
- * is missing: better one clear line at start than a failure per command.
- */
-export function checkHelpers(helpers: string[] = [SETPRIV_PATH, SCRIPT_PATH]): void {
-  for (const path of helpers) {
-    let info: Deno.FileInfo | null = null;
-    try {
-      info = Deno.statSync(path);
-    } catch { /* reported below */ }
-    if (!info?.isFile || !((info.mode ?? 0) & 0o111)) {
-      throw new Error(
-        `${path} is missing or not executable: commands run through it (install util-linux)`,
-      );
-    }
-  }
 }

@@ -1,7 +1,8 @@
 /**
  * One command in the monitor, from the worker's run request to its final
  * answer: parse the `timeout=N` prefix, parse, resolve and judge the command
- * (once), fsync the execute record, run it under the PTY as the exec user, push
+ * (once; each stage of a pipeline), fsync the execute record, run it under the
+ * PTY as the exec user (a pipeline's stages connected by the monitor), push
  * its output as it grows, record the result, answer with the provenance line.
  * Nothing runs unless its execute record is on disk.
  * @module
@@ -15,7 +16,7 @@ import type { Policy } from "../policy/policy_file.ts";
 import { childEnv } from "../exec/child_env.ts";
 import type { ExecIdentity } from "../exec/exec_user.ts";
 import { createOutputBuffer } from "../exec/output.ts";
-import { runCommand, type RunHandle } from "../exec/run.ts";
+import { type PipelineHandle, runPipeline } from "../exec/pipeline.ts";
 import type { ReplyParts } from "../worker/reply_parts.ts";
 import { notRecorded, provenance, refusedParts, summary } from "./answers.ts";
 import type { CommandOrigin } from "./protocol.ts";
@@ -65,7 +66,7 @@ export function startCommand(
   alreadyRecorded: (eventId: string) => boolean,
 ): Pending {
   let cancelReason: string | null = null;
-  let handle: RunHandle | null = null;
+  let handle: PipelineHandle | null = null;
   const done = run().catch((e) => {
     ctx.log(`monitor error running ${origin.eventId}: ${(e as Error).stack ?? e}`);
     sink.final(false, { head: `failed: ${(e as Error).message}` });
@@ -112,7 +113,8 @@ export function startCommand(
     }
     // L4 step 4: the policy, on the parsed argv after resolving the program.
     const checked = await checkCommand(text, config.binDir, ctx.policy);
-    if (checked.verdict === "deny" || !checked.argv || !checked.path) {
+    const stages = checked.stages?.map(({ argv, path }) => ({ argv, path: path ?? "" }));
+    if (checked.verdict === "deny" || !stages || stages.some((s) => s.path === "")) {
       return await refuse(checked.rule, checked.reason);
     }
     // L4 step 5: nothing runs unless its record is on disk.
@@ -121,6 +123,12 @@ export function startCommand(
       record = await appendExecute(ctx.audit, config.hostname, origin, {
         rule: checked.rule,
         timeout_s: timeoutS,
+        // A pipeline names every stage: what ran, and the rule that let it.
+        ...(stages.length > 1
+          ? {
+            stages: checked.stages!.map((s) => ({ program: s.path!, argv: s.argv, rule: s.rule })),
+          }
+          : {}),
       });
     } catch (e) {
       const why = e instanceof AuditUnavailableError
@@ -139,9 +147,8 @@ export function startCommand(
     const out = createOutputBuffer(OUTPUT_KEEP_BYTES);
     const started = Date.now();
     try {
-      handle = runCommand({
-        argv: checked.argv,
-        path: checked.path,
+      handle = runPipeline({
+        stages,
         env: childEnv({ binDir: config.binDir, home: ctx.exec.home }),
         cwd: "/",
         timeoutMs: timeoutS * 1000,
@@ -187,6 +194,7 @@ export function startCommand(
             output_bytes: result.totalBytes,
             timed_out: result.timedOut,
             cancelled: result.cancelled,
+            ...(stages.length > 1 ? { stage_exit_codes: result.stageCodes } : {}),
           },
         }),
       );

@@ -13,7 +13,7 @@ import { emitting, openBrainQueue } from "../audit/brain.ts";
 import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
 import { execIdentity } from "../exec/exec_user.ts";
-import { checkHelpers } from "../exec/run.ts";
+import { checkHelpers } from "../exec/pipeline.ts";
 import { workerPermissions } from "./permissions.ts";
 import type { ToMonitor, ToWorker } from "./protocol.ts";
 import { requestHandler } from "./requests.ts";

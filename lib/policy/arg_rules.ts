@@ -20,6 +20,7 @@ import { OPENSSL } from "./rules/openssl.ts";
 import { EXEC_OPTION_RULES, IP_EXEC } from "./rules/exec_option.ts";
 import { JOURNAL } from "./rules/journal.ts";
 import { PAGER_ARG, PIPE_SHELL } from "./rules/any_program.ts";
+import { PIPE_INPUT } from "./rules/pipe_input.ts";
 
 /** The built-in argument rules; the first refusal decides. */
 export const ARG_RULES: readonly ArgRule[] = [
@@ -42,6 +43,7 @@ export const ARG_RULES: readonly ArgRule[] = [
   JOURNAL,
   PAGER_ARG,
   PIPE_SHELL,
+  PIPE_INPUT,
 ];
 
 /** The first refusal of the rules that apply to `c`'s program, or null. */

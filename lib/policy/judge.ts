@@ -35,6 +35,8 @@
  *   `/var/lib`, an `.ssh` dir, a device or the agent's state dir (`rules/write.ts`).
  * - `deny.network.upload`, `deny.network.socket`: curl/wget sending host files,
  *   curl talking to a local daemon's socket.
+ * - `deny.pipe.commands`, `deny.pipe.write`: a stage after a `|` that would take
+ *   commands or the names of files to write from the pipe (`rules/pipe_input.ts`).
  * - `deny.escape.exec-option`: options that name a program to run (sort
  *   --compress-program, split --filter, zip -TT, rsync -e, tcpdump -z, …).
  * - `deny.escape.interactive`: clients with a shell escape (psql sqlite3 ftp mail).
@@ -70,10 +72,12 @@ export interface Verdict {
   reason: string;
 }
 
-/** Names of the resolved program: the bin-dir entry and its final symlink target. */
+/** Names of the resolved program (the bin-dir entry and its final symlink target), and its place. */
 export interface ProgramContext {
   name: string;
   realName: string;
+  /** A stage after a `|`, reading what earlier stages print. @default false */
+  piped?: boolean;
 }
 
 const deny = (rule: string, reason: string): Verdict => ({ verdict: "deny", rule, reason });
@@ -123,6 +127,7 @@ export function judge(argv: string[], ctx: ProgramContext, policy: Policy): Verd
     keys,
     args: argv.slice(1).map((a) => a.normalize("NFKC")),
     protect: policy.protect ?? [],
+    piped: ctx.piped ?? false,
   };
   const hit = checkArguments(cmd);
   if (hit) return deny(hit.rule, `${label}: ${hit.why}`);

@@ -12,6 +12,8 @@ export interface Cmd {
   args: string[];
   /** Directories no write may name besides the system ones (the agent's state dir). */
   protect: readonly string[];
+  /** The program reads a pipe: it is a stage after a `|`. */
+  piped: boolean;
 }
 
 /** A refusal: the rule id and why, in words for the operator. */
