@@ -633,12 +633,16 @@ do_install() {
 	install_bin_dir
 	install_unit
 
-	# The agent runs every command under script(1) (util-linux; bsdutils on Debian).
+	# The agent runs every command under script(1) through setpriv(1), and the
+	# stages of a pipeline through setsid(1) with a mkfifo(1) FIFO; it refuses to
+	# start without them (util-linux, bsdutils on Debian; coreutils).
 	look=$R
 	[ "$MODE" = destdir ] && look=
-	if [ ! -x "$look/usr/bin/script" ]; then
-		warn "/usr/bin/script is missing: the agent needs it to run commands (install util-linux, or bsdutils on Debian)"
-	fi
+	for helper in script setpriv setsid mkfifo; do
+		if [ ! -x "$look/usr/bin/$helper" ]; then
+			warn "/usr/bin/$helper is missing: the agent needs it to run commands (install util-linux and coreutils, or bsdutils on Debian)"
+		fi
+	done
 
 	if [ "$MODE" = destdir ]; then
 		say "DESTDIR: users were not created and files are owned by $(id -un)."

@@ -13,7 +13,13 @@ import { makeBinDir, startWorld } from "./support/fixture.ts";
 import { type Row, ROWS } from "./support/gtfobins_table.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const PROGRAMS = [...new Set(ROWS.map((r) => r[0]))];
+/** Every program a form names, each stage of a pipeline included. */
+const PROGRAMS = [
+  ...new Set(ROWS.flatMap((r) => {
+    const parsed = parseCommand(r[2]);
+    return [r[0], ...(parsed.ok ? parsed.stages.map((s) => s[0]) : [])];
+  })),
+];
 
 interface Dirs {
   canary: string;
@@ -33,6 +39,7 @@ async function makeDirs(state?: string): Promise<Dirs> {
   await Deno.writeTextFile(`${data}/script.sed`, `1w ${canary}/script\n`);
   await Deno.writeTextFile(`${data}/batch`, "netns exec foo sh\n");
   await Deno.writeTextFile(`${data}/curlrc`, "output = /etc/x\n");
+  await Deno.writeTextFile(`${data}/pipe.sh`, 'touch "$1"\n');
   for (
     const [cmd, args] of [["tar", ["-cf", "a.tar", "seed"]], ["zip", [
       "-q",
@@ -131,7 +138,8 @@ Deno.test("escape table: the proven forms really escape when nothing refuses the
         .output();
       if (!found.success) continue; // not installed here
       ran++;
-      const [argv] = parsed.stages;
+      // A pipeline is proven through a shell: the one thing the agent never uses.
+      const [argv] = parsed.stages.length > 1 ? [["sh", "-c", fill(form, d)]] : parsed.stages;
       await new Deno.Command(argv[0], {
         args: argv.slice(1),
         cwd: d.data,

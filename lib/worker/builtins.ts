@@ -24,6 +24,7 @@ export interface BuiltinContext {
 const HELP = `tibet-nc: send "$ <command>" (in the control room the "$ " may be left out).
 Commands run without a shell, from the allowlisted bin dir, under a pseudo-terminal.
   timeout=N <command>   allow up to N seconds (within the configured maximum)
+  a | b | c             a pipeline: each stage judged on its own, connected by the agent
 Built-ins:
   help      this text
   status    the agent's state
