@@ -39,7 +39,24 @@ export interface Config {
   /** Accept devices their owner did not cross-sign (weaker; for clients without cross-signing). */
   allowUnsignedDevices: boolean;
   brainApiBase: string | null;
+  /** Directories `get` and `put` may touch (`TIBET_NC_FILE_DIRS`); empty: files are off. */
+  fileDirs: string[];
+  /** Largest file `get` sends or `put` writes. */
+  maxFileBytes: number;
+  /** Complete output kept per command for its `output.txt` attachment and its recording. */
+  fullOutputBytes: number;
+  /** age public key (`age1…`) the complete output of each command is recorded to, if any. */
+  recordPubkey: string | null;
+  /** Days a recording is kept. */
+  recordKeepDays: number;
+  /** Bytes all recordings may take together; the oldest go first. */
+  recordMaxBytes: number;
 }
+
+/** Default of `TIBET_NC_MAX_FILE_BYTES`: 100 MiB. */
+export const DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024;
+/** Default of `TIBET_NC_FULL_OUTPUT_BYTES`: 4 MiB. */
+export const DEFAULT_FULL_OUTPUT_BYTES = 4 * 1024 * 1024;
 
 /**
  * Exit code for a configuration the agent cannot run with (sysexits EX_CONFIG):
@@ -239,6 +256,33 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       ),
     );
   }
+  const fileDirs = take(() => {
+    const v = optional(env, "TIBET_NC_FILE_DIRS");
+    if (v === null) return [];
+    const dirs = v.split(":").filter((d) => d !== "");
+    for (const d of dirs) {
+      if (!d.startsWith("/") || d.split("/").some((s) => s === ".." || s === ".")) {
+        throw new ConfigError(
+          "TIBET_NC_FILE_DIRS",
+          `"${d}" must be an absolute path without . or .. (colon-separated list)`,
+        );
+      }
+      if (d.replace(/\/+$/, "") === "") {
+        throw new ConfigError("TIBET_NC_FILE_DIRS", "/ itself cannot be a file dir");
+      }
+    }
+    return dirs.map((d) => d.replace(/\/+$/, "").replace(/\/{2,}/g, "/"));
+  }, [] as string[]);
+  const recordPubkey = take(() => {
+    const k = optional(env, "TIBET_NC_RECORD_PUBKEY");
+    if (k !== null && !/^age1[02-9ac-hj-np-z]{58}$/.test(k)) {
+      throw new ConfigError(
+        "TIBET_NC_RECORD_PUBKEY",
+        `"${k.slice(0, 20)}…" is not an age X25519 public key (age1 followed by 58 characters)`,
+      );
+    }
+    return k;
+  }, null);
   const config: Config = {
     homeserver,
     userId: uid,
@@ -261,6 +305,21 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     execAsSelf,
     allowUnsignedDevices,
     brainApiBase: brain === null ? null : take(() => url("BRAIN_API_BASE", brain), null),
+    fileDirs,
+    maxFileBytes: take(
+      () => count(env, "TIBET_NC_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES, 1e12),
+      DEFAULT_MAX_FILE_BYTES,
+    ),
+    fullOutputBytes: take(
+      () => count(env, "TIBET_NC_FULL_OUTPUT_BYTES", DEFAULT_FULL_OUTPUT_BYTES, 1 << 30),
+      DEFAULT_FULL_OUTPUT_BYTES,
+    ),
+    recordPubkey,
+    recordKeepDays: take(() => count(env, "TIBET_NC_RECORD_KEEP_DAYS", 30, 36500), 30),
+    recordMaxBytes: take(
+      () => count(env, "TIBET_NC_RECORD_MAX_BYTES", 1 << 30, 1e13),
+      1 << 30,
+    ),
   };
   if (problems.length > 0) {
     problems[0].all = problems;

@@ -16,6 +16,7 @@ import type { Policy } from "../policy/policy_file.ts";
 import { childEnv } from "../exec/child_env.ts";
 import type { ExecIdentity } from "../exec/exec_user.ts";
 import { createOutputBuffer } from "../exec/output.ts";
+import { createFullOutput } from "../exec/full_output.ts";
 import { type PipelineHandle, runPipeline } from "../exec/pipeline.ts";
 import type { ReplyParts } from "../worker/reply_parts.ts";
 import { notRecorded, provenance, refusedParts, summary } from "./answers.ts";
@@ -145,6 +146,7 @@ export function startCommand(
     }
 
     const out = createOutputBuffer(OUTPUT_KEEP_BYTES);
+    const full = createFullOutput(config.fullOutputBytes);
     const started = Date.now();
     try {
       handle = runPipeline({
@@ -155,7 +157,10 @@ export function startCommand(
         maxOutputBytes: config.maxOutputBytes,
         uid: ctx.exec.uid ?? undefined,
         gid: ctx.exec.gid ?? undefined,
-      }, (chunk) => out.push(chunk));
+      }, (chunk) => {
+        out.push(chunk);
+        full.push(chunk);
+      });
     } catch (e) {
       return await finishFailed(record, "deny.exec", (e as Error).message);
     }

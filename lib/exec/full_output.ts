@@ -1,0 +1,50 @@
+/**
+ * The complete output of one command, up to a cap: what the operator can fetch
+ * as `output.txt` when the message shows only part of it, and what is recorded
+ * for `audit replay`. The message's own view stays `output.ts`'s head and tail.
+ * @module
+ */
+
+/** Complete output kept so far. */
+export interface FullOutput {
+  /** Appends a chunk (copied; the runner reuses its buffer). */
+  push(chunk: Uint8Array): void;
+  /** The bytes kept: all of the output unless {@linkcode FullOutput.truncated}. */
+  bytes(): Uint8Array;
+  /** True when the output passed the cap and its end was dropped. */
+  readonly truncated: boolean;
+  /** Bytes seen, kept or not. */
+  readonly totalBytes: number;
+}
+
+/** Keeps the first `capBytes` of the output, in chunks so no growth copies it whole. */
+export function createFullOutput(capBytes: number): FullOutput {
+  const parts: Uint8Array[] = [];
+  let kept = 0;
+  let total = 0;
+  return {
+    push(chunk) {
+      total += chunk.length;
+      const room = capBytes - kept;
+      if (room <= 0 || chunk.length === 0) return;
+      const part = chunk.slice(0, Math.min(room, chunk.length));
+      parts.push(part);
+      kept += part.length;
+    },
+    bytes() {
+      const out = new Uint8Array(kept);
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
+      return out;
+    },
+    get truncated() {
+      return total > kept;
+    },
+    get totalBytes() {
+      return total;
+    },
+  };
+}
