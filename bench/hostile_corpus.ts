@@ -682,7 +682,7 @@ export async function handleInProcess(
       { head: audit.head(), pubkeyHex: audit.pubkeyHex },
     );
     const monitor = requestHandler(
-      { config, policy: await loadPolicy(), exec, audit, log: () => {} },
+      { config, policy: await loadPolicy(), exec, audit, log: () => {}, realFileDirs: [] },
       (m: ToWorker) => queueMicrotask(() => workerSide.receive(structuredClone(m))),
     );
     toMonitor = (m) =>
@@ -738,6 +738,10 @@ export async function handleInProcess(
         edit: (_id, parts) => {
           note(parts);
           return Promise.resolve();
+        },
+        sendFile: (name) => {
+          result.replies++;
+          return Promise.resolve(`$file-${name}-${n}:localhost`);
         },
       };
       const cmd = {

@@ -98,7 +98,7 @@ Deno.test("the monitor judges every run request itself: what the policy refuses 
   const sent: ToWorker[] = [];
   const exec = { uid: null, gid: null, name: "self", home: "/tmp" };
   const monitor = requestHandler(
-    { config, policy, exec, audit, log: () => {} },
+    { config, policy, exec, audit, log: () => {}, realFileDirs: [] },
     (m) => sent.push(m),
   );
   const requests = [

@@ -1,7 +1,7 @@
 /**
  * Which Matrix messages are commands: decrypted
  * `m.room.message` / `m.text`, not our own, not an edit, with the prefix rule of
- * the original tibet-nc.
+ * the original tibet-nc; and files whose caption is one (`$ put DIR`).
  * @module
  */
 
@@ -16,10 +16,23 @@ export interface MessageFacts {
   roomId: string;
 }
 
-/** Why a message is not a command, or the command text. */
+/** A file sent with a command as its caption (`$ put DIR`). */
+export interface Attachment {
+  /** The file name the sender gave (`filename`). */
+  name: string;
+  /** The size the sender announced (`info.size`), -1 when absent. */
+  size: number;
+  /** The `EncryptedFile` (`file`), or null when the file was sent in the clear (`url`). */
+  file: unknown;
+}
+
+/** Why a message is not a command, or the command text (and its attachment). */
 export type Classified =
-  | { kind: "command"; text: string }
+  | { kind: "command"; text: string; attachment?: Attachment }
   | { kind: "ignore"; why: string };
+
+/** Message types that carry a file (`m.file` and its media kinds). */
+const FILE_TYPES = new Set(["m.file", "m.image", "m.video", "m.audio"]);
 
 /** Longest command text accepted; longer bodies are not commands. */
 export const MAX_COMMAND_CHARS = 4096;
@@ -42,6 +55,9 @@ export function classify(
     return { kind: "ignore", why: "an edit" };
   }
   if ("m.new_content" in c) return { kind: "ignore", why: "an edit" };
+  if (typeof c.msgtype === "string" && FILE_TYPES.has(c.msgtype)) {
+    return classifyFile(c, m.roomId === controlRoom);
+  }
   if (c.msgtype !== "m.text") return { kind: "ignore", why: `msgtype ${String(c.msgtype)}` };
   if (typeof c.body !== "string") return { kind: "ignore", why: "body is not a string" };
   if (c.body.length > MAX_COMMAND_CHARS) return { kind: "ignore", why: "body too long" };
@@ -54,6 +70,30 @@ export function classify(
     return { kind: "command", text: body };
   }
   return { kind: "ignore", why: "no `$ ` prefix" };
+}
+
+/**
+ * A file is a command only through its caption: the spec's `body` when a
+ * `filename` is given and differs from it. The caption is inside the encrypted
+ * content, so the homeserver cannot bind the file to another command (a
+ * reply's relation travels in the clear).
+ */
+function classifyFile(c: Record<string, unknown>, control: boolean): Classified {
+  if (typeof c.filename !== "string" || typeof c.body !== "string" || c.body === c.filename) {
+    return { kind: "ignore", why: "a file without a caption" };
+  }
+  const caption = c.body.trim();
+  const text = caption.startsWith("$ ") ? caption.slice(2).trim() : control ? caption : "";
+  if (text === "" || text.length > MAX_COMMAND_CHARS) {
+    return { kind: "ignore", why: "a file whose caption is no command" };
+  }
+  const info = c.info as Record<string, unknown> | undefined;
+  const size = typeof info?.size === "number" && Number.isSafeInteger(info.size) ? info.size : -1;
+  return {
+    kind: "command",
+    text,
+    attachment: { name: c.filename, size, file: "file" in c ? c.file : null },
+  };
 }
 
 /** Drops the quoted `> ` lines clients put before the text of a reply. */

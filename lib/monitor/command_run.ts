@@ -15,14 +15,19 @@ import { checkCommand } from "../policy/check.ts";
 import type { Policy } from "../policy/policy_file.ts";
 import { childEnv } from "../exec/child_env.ts";
 import type { ExecIdentity } from "../exec/exec_user.ts";
-import { createOutputBuffer } from "../exec/output.ts";
-import { createFullOutput } from "../exec/full_output.ts";
+import { cleanTerminalText, createOutputBuffer, formatBytes } from "../exec/output.ts";
+import { createHash } from "node:crypto";
+import { createFullOutput, type FullOutput } from "../exec/full_output.ts";
 import { type PipelineHandle, runPipeline } from "../exec/pipeline.ts";
 import type { ReplyParts } from "../worker/reply_parts.ts";
 import { notRecorded, provenance, refusedParts, summary } from "./answers.ts";
-import type { CommandOrigin } from "./protocol.ts";
-import { appendDeny, appendExecute } from "./records.ts";
+import type { AttachmentInfo, CommandOrigin } from "./protocol.ts";
+import { isFileCommand } from "../files/request.ts";
+import { runFileCommand } from "./file_run.ts";
+import { appendAttachment, appendDeny, appendExecute } from "./records.ts";
 
+/** The name of the attachment holding a command's complete output. */
+export const OUTPUT_FILE = "output.txt";
 /** Characters of output shown in one message (Matrix events are at most 64 KiB). */
 export const MESSAGE_OUTPUT_CHARS = 8000;
 const OUTPUT_KEEP_BYTES = 64 * 1024;
@@ -38,6 +43,8 @@ export interface MonitorContext {
   exec: ExecIdentity;
   audit: AuditLog;
   log: (msg: string) => void;
+  /** `config.fileDirs` with every symlink resolved, as far as the agent can see. */
+  realFileDirs: string[];
 }
 
 /** Where a command's answers go. */
@@ -46,6 +53,12 @@ export interface CommandSink {
   progress(elapsedMs: number, text: string): void;
   /** The last answer; `ran` is false when the command was refused. */
   final(ran: boolean, parts: ReplyParts): void;
+  /** Has the worker send `body` to the room as the file `name`; resolves to null or why not. */
+  sendFile(name: string, size: number, body: ReadableStream<Uint8Array>): Promise<string | null>;
+  /** The plaintext of the command's attachment, as the worker decrypts it. */
+  receiveFile(): ReadableStream<Uint8Array>;
+  /** Ends a transfer in either direction (cancel). */
+  closeFiles(reason: string): void;
 }
 
 /** A command between its run request and its final answer. */
@@ -65,9 +78,11 @@ export function startCommand(
   origin: CommandOrigin,
   sink: CommandSink,
   alreadyRecorded: (eventId: string) => boolean,
+  attachment?: AttachmentInfo,
 ): Pending {
   let cancelReason: string | null = null;
   let handle: PipelineHandle | null = null;
+  let stopFile: ((reason: string) => void) | null = null;
   const done = run().catch((e) => {
     ctx.log(`monitor error running ${origin.eventId}: ${(e as Error).stack ?? e}`);
     sink.final(false, { head: `failed: ${(e as Error).message}` });
@@ -76,6 +91,7 @@ export function startCommand(
     cancel(reason) {
       cancelReason ??= reason;
       handle?.cancel(reason);
+      stopFile?.(reason);
     },
     done,
   };
@@ -111,6 +127,18 @@ export function startCommand(
           } is outside 1..${config.commandTimeoutMax} s (TIBET_NC_COMMAND_TIMEOUT_MAX)`,
         );
       }
+    }
+    if (isFileCommand(text)) {
+      return await runFileCommand(ctx, origin, text, sink, attachment, (stop) => {
+        stopFile = stop;
+        if (cancelReason !== null) stop(cancelReason);
+      });
+    }
+    if (attachment) {
+      return await refuse(
+        "deny.file.attachment",
+        "an attachment is taken only with `$ put DIR` as its caption",
+      );
     }
     // L4 step 4: the policy, on the parsed argv after resolving the program.
     const checked = await checkCommand(text, config.binDir, ctx.policy);
@@ -188,9 +216,10 @@ export function startCommand(
       clearInterval(streamer);
     }
     let tail: string;
+    let resultRecord: AuditRecord | null = null;
     try {
       tail = provenance(
-        await ctx.audit.appendResult(record, {
+        resultRecord = await ctx.audit.appendResult(record, {
           exit_code: result.code,
           duration_ms: Math.round(result.durationMs),
           outputSha256: out.sha256Hex(),
@@ -206,11 +235,41 @@ export function startCommand(
     } catch (e) {
       tail = `${provenance(record)} (result not recorded: ${(e as Error).message})`;
     }
-    sink.final(true, {
-      head: summary(result, timeoutS),
-      pre: out.render(MESSAGE_OUTPUT_CHARS),
-      tail,
-    });
+    const pre = out.render(MESSAGE_OUTPUT_CHARS);
+    let head = summary(result, timeoutS);
+    if (out.truncated || out.text().length > MESSAGE_OUTPUT_CHARS) {
+      head += ` · ${await attachWhole(resultRecord ?? record, full)}`;
+    }
+    sink.final(true, { head, pre, tail });
+  }
+
+  /**
+   * Sends the complete output (up to TIBET_NC_FULL_OUTPUT_BYTES) as output.txt,
+   * recorded first; returns the note for the reply's first line.
+   */
+  async function attachWhole(result: AuditRecord, full: FullOutput): Promise<string> {
+    const cap = ctx.config.fullOutputBytes;
+    let text = cleanTerminalText(new TextDecoder().decode(full.bytes()));
+    if (full.truncated) {
+      text += `\n… [output cut at ${formatBytes(cap)} (TIBET_NC_FULL_OUTPUT_BYTES): ` +
+        `${formatBytes(full.totalBytes)} in all]\n`;
+    }
+    const bytes = new TextEncoder().encode(text);
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    try {
+      await appendAttachment(ctx.audit, ctx.config.hostname, origin, {
+        name: OUTPUT_FILE,
+        bytes: bytes.length,
+        sha256,
+        result_seq: result.seq,
+      });
+    } catch (e) {
+      return `${OUTPUT_FILE} not sent: it could not be recorded (${(e as Error).message})`;
+    }
+    const error = await sink.sendFile(OUTPUT_FILE, bytes.length, new Blob([bytes]).stream());
+    return error === null
+      ? `complete output in ${OUTPUT_FILE} (${formatBytes(bytes.length)})`
+      : `${OUTPUT_FILE} not sent: ${error}`;
   }
 
   /** A command recorded as run that did not start, or whose run failed. */

@@ -66,8 +66,15 @@ export async function runMonitor(
     name: "matrix worker",
     deno: { permissions: workerPermissions(config) },
   } as WorkerOptions);
-  const send = (m: ToWorker) => worker.postMessage(m);
-  const requests = requestHandler({ config, policy, exec, audit, log }, send);
+  const send = (m: ToWorker, transfer: Transferable[] = []) => worker.postMessage(m, transfer);
+  const realFileDirs = config.fileDirs.map((d) => {
+    try {
+      return Deno.realPathSync(d);
+    } catch {
+      return d; // not visible to the agent's user: judged as given
+    }
+  });
+  const requests = requestHandler({ config, policy, exec, audit, log, realFileDirs }, send);
 
   let settle: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => settle = resolve);

@@ -102,6 +102,16 @@ export function appendExecute(
   });
 }
 
+/** Appends the record of a file sent with a command's answer (its complete output). */
+export function appendAttachment(
+  audit: AuditLog,
+  hostname: string,
+  origin: CommandOrigin,
+  file: { name: string; bytes: number; sha256: string; result_seq: number },
+): Promise<AuditRecord> {
+  return appendFor(audit, origin, "nc.file.attach", { hostname, file });
+}
+
 /**
  * Validates and appends a record request of the worker. Throws
  * {@linkcode BadRequestError} for one it may not make, and the audit log's

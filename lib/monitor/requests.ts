@@ -10,6 +10,7 @@ import { notRecorded, provenance } from "./answers.ts";
 import { type MonitorContext, type Pending, startCommand } from "./command_run.ts";
 import { answerUnfinished } from "./interrupted.ts";
 import type { ToMonitor, ToWorker } from "./protocol.ts";
+import { type FileChannel, fileChannel } from "./file_channel.ts";
 import { appendRequested, BadRequestError, checkOrigin } from "./records.ts";
 
 /** The event ids remembered as run, beyond those in the log's recent tail. */
@@ -22,10 +23,16 @@ export interface RequestHandler {
   cancelAll(reason: string): Promise<void>;
 }
 
-/** Builds the handler; `send` delivers to the worker. */
-export function requestHandler(ctx: MonitorContext, send: (m: ToWorker) => void): RequestHandler {
+/** Builds the handler; `send` delivers to the worker, transferring `transfer`. */
+export function requestHandler(
+  ctx: MonitorContext,
+  send: (m: ToWorker, transfer?: Transferable[]) => void,
+): RequestHandler {
   const { config, audit, log } = ctx;
   const pending = new Map<number, Pending>();
+  // File bytes of running commands, and the worker's word on each file it sent.
+  const channels = new Map<number, FileChannel>();
+  const sent = new Map<number, (error: string | null) => void>();
   const ran = recentEventIds(audit.path);
   let askedInterrupted = false;
   const remember = (id: string) => {
@@ -56,18 +63,53 @@ export function requestHandler(ctx: MonitorContext, send: (m: ToWorker) => void)
               `${pending.size} commands are running (TIBET_NC_MAX_CONCURRENT)`,
             );
           }
+          const channel = fileChannel(m.id, send);
+          channels.set(m.id, channel);
           const job = startCommand(ctx, m.origin, {
             progress: (elapsedMs, text) => send({ type: "progress", id: m.id, elapsedMs, text }),
             final: (didRun, parts) =>
               send({ type: "final", id: m.id, ran: didRun, parts, head: audit.head() }),
+            async sendFile(name, size, body) {
+              const answer = new Promise<string | null>((r) => sent.set(m.id, r));
+              send({ type: "file-out", id: m.id, name, size });
+              try {
+                await channel.send(body);
+              } catch (e) {
+                sent.delete(m.id);
+                return (e as Error).message;
+              }
+              return await answer;
+            },
+            receiveFile() {
+              send({ type: "file-in", id: m.id });
+              return channel.receive();
+            },
+            closeFiles(reason) {
+              channel.close(reason);
+              sent.get(m.id)?.(reason);
+              sent.delete(m.id);
+            },
           }, (eventId) => {
             if (ran.has(eventId)) return true;
             remember(eventId);
             return false;
-          });
+          }, m.attachment);
           pending.set(m.id, job);
           await job.done;
           pending.delete(m.id);
+          channel.close("the command has ended");
+          channels.delete(m.id);
+          return;
+        }
+        case "file-data":
+        case "file-end":
+        case "file-ack":
+          channels.get(m.id)?.deliver(m);
+          return;
+        case "file-sent": {
+          const resolve = sent.get(m.id);
+          sent.delete(m.id);
+          resolve?.(typeof m.error === "string" ? m.error.slice(0, 500) : null);
           return;
         }
         case "record": {

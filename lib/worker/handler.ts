@@ -11,7 +11,8 @@
 import type { Config } from "../config/config.ts";
 import type { SeenEvents } from "../airlock/replay.ts";
 import type { CommandOrigin } from "../monitor/protocol.ts";
-import type { Monitor } from "./monitor_client.ts";
+import type { Monitor, RunFiles } from "./monitor_client.ts";
+import { badEncryptedFile } from "../matrix/attachment.ts";
 import { isBuiltin, runBuiltin } from "./builtins.ts";
 import { createJobs } from "./jobs.ts";
 import { rateLimiter } from "./limits.ts";
@@ -165,7 +166,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
         pre: body,
       };
       flush();
-    });
+    }, runFiles(cmd, reply));
     const job = jobs.add({
       eventId: cmd.eventId,
       sender: cmd.sender,
@@ -184,4 +185,22 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     if (replyId === null) await reply.send(final.parts);
     else await reply.edit(replyId, final.parts);
   }
+}
+
+/** What the monitor may ask of this command's files: send one to the room, fetch its attachment. */
+function runFiles(cmd: IncomingCommand, reply: Replier): RunFiles {
+  const a = cmd.attachment;
+  return {
+    attachment: a && {
+      name: a.name,
+      size: a.size,
+      encrypted: a.file !== null,
+      unusable: a.file === null ? undefined : badEncryptedFile(a.file) ?? undefined,
+    },
+    send: async (name, size, body) => {
+      await reply.sendFile(name, size, body);
+    },
+    fetch: () =>
+      cmd.fetchAttachment?.() ?? Promise.reject(new Error("the command has no attachment")),
+  };
 }

@@ -38,6 +38,7 @@ import type { Monitor } from "./monitor_client.ts";
 import { createHandler } from "./handler.ts";
 import { createTrustRecheck, senderRefusal, TRUST_FAILURES } from "./sender_trust.ts";
 import type { CommandHandler, Replier } from "./reply_parts.ts";
+import { fetchDecrypted, uploadEncrypted } from "./file_transfer.ts";
 
 /**
  * The SDK's code for a message it has the key for and still cannot decrypt or
@@ -163,6 +164,11 @@ export async function startMatrixWorker(
       const content = post(roomId, editContent(replyId, parts));
       await withRetry(() => sender.send(content), retry(`edit of ${replyId}`));
     },
+    async sendFile(name, size, body) {
+      const content = post(roomId, await uploadEncrypted(config, eventId, name, size, body));
+      const sent = await withRetry(() => sender.send(content), retry(`file to ${eventId}`));
+      return sent.event_id;
+    },
   });
   // A refused device's refusal must be readable by that device, and nothing
   // else: its own Megolm session, no provenance line (the record's number and
@@ -187,6 +193,7 @@ export async function startMatrixWorker(
       return sent.event_id;
     },
     edit: (replyId, parts) => replier(roomId, eventId).edit(replyId, parts),
+    sendFile: () => Promise.reject(new Error("a refused device gets no file")),
   });
 
   // A command is done once its handler has sent the final reply; one left
@@ -278,7 +285,21 @@ export async function startMatrixWorker(
     const originTs = event.getTs();
     const reply = replier(roomId, id);
     const judge = () => senderRefusal(client, config, event, pinned);
-    track(handler({ text: c.text, sender, roomId, eventId: id, originTs, judge }, reply), id);
+    const { attachment } = c;
+    const fetchAttachment = attachment && (() => fetchDecrypted(config, attachment));
+    track(
+      handler({
+        text: c.text,
+        sender,
+        roomId,
+        eventId: id,
+        originTs,
+        judge,
+        attachment,
+        fetchAttachment,
+      }, reply),
+      id,
+    );
   };
 
   client.on(RoomEvent.Timeline, (event: MatrixEvent, _room, toStart?: boolean) => {

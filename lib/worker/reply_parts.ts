@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { Attachment } from "../matrix/events.ts";
+
 /** What a reply says: a heading line, a preformatted block, a trailer line. */
 export interface ReplyParts {
   head?: string;
@@ -17,6 +19,8 @@ export interface Replier {
   send(parts: ReplyParts): Promise<string>;
   /** Replaces the content of an earlier reply (an `m.replace` edit). */
   edit(replyId: string, parts: ReplyParts): Promise<void>;
+  /** Encrypts and uploads `size` bytes of `body`, and replies with it as the file `name`. */
+  sendFile(name: string, size: number, body: ReadableStream<Uint8Array>): Promise<string>;
 }
 
 /** A command as the Matrix side hands it over. */
@@ -26,6 +30,10 @@ export interface IncomingCommand {
   roomId: string;
   eventId: string;
   originTs: number;
+  /** The file the command came with, as its caption (`$ put DIR`). */
+  attachment?: Attachment;
+  /** Downloads and decrypts that file; the stream errors when its hash does not match. */
+  fetchAttachment?: () => Promise<ReadableStream<Uint8Array>>;
   /** Set when the Matrix side already knows the command must be refused (untrusted device). */
   refusal?: { rule: string; reason: string };
   /**

@@ -12,12 +12,12 @@ import { monitorClient } from "./monitor_client.ts";
 
 /** The parts of the Worker global scope used here. */
 interface WorkerScope {
-  postMessage(m: ToMonitor): void;
+  postMessage(m: ToMonitor, transfer?: Transferable[]): void;
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
 }
 
 const scope = globalThis as unknown as WorkerScope;
-const post = (m: ToMonitor) => scope.postMessage(m);
+const post = (m: ToMonitor, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
 const log = (msg: string) => console.error(msg);
 let worker: MatrixWorker | null = null;
 let receive: (m: ToWorker) => void = () => {};

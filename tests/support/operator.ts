@@ -57,6 +57,8 @@ export interface Operator {
   resetIdentity(): Promise<void>;
   /** Every decrypted notice seen so far in `roomId`. */
   notices(roomId: string): MatrixEvent[];
+  /** Decrypted file messages (`m.file`) replying to `eventId`, in order of arrival. */
+  fileReplies(roomId: string, eventId: string): MatrixEvent[];
   stop(): void;
 }
 
@@ -102,8 +104,14 @@ export async function startOperator(
       return rel?.rel_type === "m.replace" && rel.event_id === replyId;
     });
   const waiters = new Set<() => void>();
+  const files: MatrixEvent[] = [];
   const note = (ev: MatrixEvent) => {
     if (ev.isBeingDecrypted() || ev.isDecryptionFailure()) return;
+    if (ev.getType() === "m.room.message" && ev.getContent().msgtype === "m.file") {
+      if (!files.includes(ev) && ev.getSender() !== user.userId) files.push(ev);
+      for (const w of waiters) w();
+      return;
+    }
     if (ev.getType() !== "m.room.message" || ev.getContent().msgtype !== "m.notice") return;
     const list = seen.get(ev.getRoomId()!) ?? [];
     if (!list.includes(ev)) list.push(ev);
@@ -244,6 +252,11 @@ export async function startOperator(
       });
     },
     notices: (roomId) => [...(seen.get(roomId) ?? [])],
+    fileReplies: (roomId, eventId) =>
+      files.filter((ev) =>
+        ev.getRoomId() === roomId &&
+        ev.getContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id === eventId
+      ),
     stop: () => client.stopClient(),
   };
   return operator;
