@@ -18,6 +18,7 @@ import type { ExecIdentity } from "../exec/exec_user.ts";
 import { createOutputBuffer } from "../exec/output.ts";
 import { createFullOutput } from "../exec/full_output.ts";
 import { type PipelineHandle, runPipeline } from "../exec/pipeline.ts";
+import type { Recorder } from "../recording/recorder.ts";
 import type { ReplyParts } from "../worker/reply_parts.ts";
 import { notRecorded, provenance, refusedParts, summary } from "./answers.ts";
 import type { CommandOrigin } from "./protocol.ts";
@@ -38,6 +39,8 @@ export interface MonitorContext {
   exec: ExecIdentity;
   audit: AuditLog;
   log: (msg: string) => void;
+  /** Keeps each command's complete output, encrypted (`TIBET_NC_RECORD_PUBKEY`); absent when off. */
+  recorder?: Recorder;
 }
 
 /** Where a command's answers go. */
@@ -187,6 +190,8 @@ export function startCommand(
       clearTimeout(first);
       clearInterval(streamer);
     }
+    // Before the result record, so that record signs the recording's hash; it never throws.
+    const recording = await ctx.recorder?.save(record.seq, full) ?? {};
     let tail: string;
     try {
       tail = provenance(
@@ -200,6 +205,7 @@ export function startCommand(
             timed_out: result.timedOut,
             cancelled: result.cancelled,
             ...(stages.length > 1 ? { stage_exit_codes: result.stageCodes } : {}),
+            ...recording,
           },
         }),
       );
