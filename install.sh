@@ -774,6 +774,15 @@ TIBET_NC_ALLOWED_USERS=@alice:example.org
 #TIBET_NC_COMMAND_TIMEOUT_MAX=3600
 # Output bytes after which a command is stopped.
 #TIBET_NC_MAX_OUTPUT_BYTES=4000000000
+# Complete output kept per command (for its recording); past it only the start is kept.
+#TIBET_NC_FULL_OUTPUT_BYTES=4194304
+# age public key (age1..., from `age-keygen -o id.txt` on another machine): each command's
+# complete output is kept in recordings/, encrypted to it; read with `tibet-nc audit replay`.
+#TIBET_NC_RECORD_PUBKEY=age1...
+# Days a recording is kept.
+#TIBET_NC_RECORD_KEEP_DAYS=30
+# Bytes all recordings may take together; the oldest go first.
+#TIBET_NC_RECORD_MAX_BYTES=1073741824
 # Commands running at once.
 #TIBET_NC_MAX_CONCURRENT=4
 # Commands per operator per minute.

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { loadConfig } from "../lib/config/config.ts";
 import { workerPermissions } from "../lib/monitor/permissions.ts";
 import { runMonitor } from "../lib/monitor/monitor.ts";
@@ -141,7 +142,7 @@ Deno.test("the monitor judges every run request itself: what the policy refuses 
   await Deno.remove(markerDir, { recursive: true });
 });
 
-Deno.test("from inside the running Matrix worker: no write to the audit log or key, no key read, forged requests refused", async () => {
+Deno.test("from inside the running Matrix worker: no write to the audit log or key, no key read, no recording reached, forged requests refused", async () => {
   const stateDir = await Deno.makeTempDir({ prefix: "tibet-nc-state-" });
   const markerDir = await Deno.makeTempDir();
   const binDir = await canaryBin(markerDir);
@@ -155,6 +156,7 @@ Deno.test("from inside the running Matrix worker: no write to the audit log or k
       TIBET_NC_STATE_DIR: stateDir,
       TIBET_NC_BIN_DIR: binDir,
       TIBET_NC_EXEC_AS_SELF: "yes",
+      TIBET_NC_RECORD_PUBKEY: await identityToRecipient(await generateX25519Identity()),
     });
     const lines: string[] = [];
     const onLog = (line: string) => {
@@ -181,6 +183,16 @@ Deno.test("from inside the running Matrix worker: no write to the audit log or k
       renameKey: "NotCapable",
       writeOwnCrypto: "ok",
     });
+    assert.deepEqual(report.recordings, {
+      list: "NotCapable",
+      read: "NotCapable",
+      write: "NotCapable",
+      remove: "NotCapable",
+      create: "NotCapable",
+    });
+    const recorded = (await Deno.readFile(`${stateDir}/recordings/1.age`)).length;
+    assert.ok(recorded > 0, "the honest command was recorded, and the worker did not reach it");
+    assert.deepEqual([...Deno.readDirSync(`${stateDir}/recordings`)].map((e) => e.name), ["1.age"]);
     const r = report.requests;
     assert.match(r.honest, /^ran: exit 0/);
     assert.match(r.replayed, /^refused: refused \(deny\.replay\)/);

@@ -1,27 +1,32 @@
 /**
- * `tibet-nc audit`: verify the audit log or show its last records.
+ * `tibet-nc audit`: verify the audit log, show its last records, or replay a
+ * command's recorded output.
  *
  * ```text
  * tibet-nc audit verify [--log FILE | --env-file FILE] [--pubkey HEX] [--head HEX] [--count N] [--threads N]
  * tibet-nc audit show [-n N] [--log FILE | --env-file FILE]
+ * tibet-nc audit replay SEQ --identity FILE [--log FILE | --env-file FILE] [--pubkey HEX]
  * ```
- * Exit codes: 0 ok, 1 verification failed or the log is unreadable, 2 usage error.
+ * Exit codes: 0 ok, 1 verification failed or the log is unreadable, 2 usage
+ * error, 3 nothing to replay, 4 the identity cannot decrypt.
  * @module
  */
 
-import { errorMessage } from "../audit/errors.ts";
 import { AUDIT_LOG_FILE } from "../audit/log.ts";
 import { readTail } from "../audit/tail.ts";
 import type { AuditRecord } from "../audit/record.ts";
 import type { TibetToken } from "../audit/token.ts";
 import { verifyLogFile, type VerifyResult } from "../audit/verify.ts";
-import { ConfigError, DEFAULT_STATE_DIR } from "../config/config.ts";
-import { environment, parseArgs, UsageError } from "./args.ts";
+import { ConfigError } from "../config/config.ts";
+import { parseArgs, UsageError } from "./args.ts";
+import { cannotRead, logPath } from "./audit_paths.ts";
+import { replay } from "./audit_replay.ts";
 
 const USAGE = `Usage:
   tibet-nc audit verify [--log FILE | --env-file FILE] [--pubkey HEX] [--head HEX]
                         [--count N] [--threads N]
   tibet-nc audit show [-n N] [--log FILE | --env-file FILE]
+  tibet-nc audit replay SEQ --identity FILE [--log FILE | --env-file FILE] [--pubkey HEX]
 
 verify  checks every record of the audit log: sequence, L4 hash chain, token
         hashes and Ed25519 signatures, parent links. Prints
@@ -34,11 +39,22 @@ verify  checks every record of the audit log: sequence, L4 hash chain, token
                 logs under 1 MiB in one)
 show    prints the last N records (default 10): seq, time, type, actor, verdict or
         exit code, short l4. It does not verify; run verify for that.
+replay  prints the recorded output of command SEQ (the #N of its reply, or its
+        execute record) to stdout, as it was printed, and a verdict to stderr.
+        Needs TIBET_NC_RECORD_PUBKEY on the agent when the command ran. It
+        verifies the log up to the command's records, decrypts
+        recordings/<seq>.age next to the log and checks it against the SHA-256
+        signed in the result record; nothing is printed unless all of it holds.
+  --identity FILE  the age identity (AGE-SECRET-KEY-1…, as age-keygen writes it)
+                   whose public key is TIBET_NC_RECORD_PUBKEY
   --log FILE    the audit log (default: $TIBET_NC_STATE_DIR/${AUDIT_LOG_FILE},
                 state dir default /var/lib/tibet-nc)
   --env-file FILE  take TIBET_NC_STATE_DIR from the agent's env file
 
-Exit codes: 0 ok, 1 verification failed or log unreadable, 2 usage error.`;
+Exit codes: 0 ok, 1 verification failed or log unreadable (replay: a record or
+the recording fails a check), 2 usage error, 3 nothing to replay (no such
+command, recording off, or the recording deleted), 4 the identity cannot
+decrypt the recording.`;
 
 /** Runs `tibet-nc audit <args>` and returns the process exit code. */
 export async function auditCommand(args: string[]): Promise<number> {
@@ -49,16 +65,21 @@ export async function auditCommand(args: string[]): Promise<number> {
     }
     const [sub, ...rest] = args;
     const common = ["--log", "--env-file"];
-    const opts = parseArgs(rest, {
+    const parsed = parseArgs(rest, {
       values: sub === "show"
         ? ["-n", ...common]
+        : sub === "replay"
+        ? [...common, "--identity", "--pubkey"]
         : [...common, "--pubkey", "--head", "--count", "--threads"],
-    }).values;
+      positionals: sub === "replay" ? 1 : 0,
+    });
+    const opts = parsed.values;
     if (opts.has("--log") && opts.has("--env-file")) {
       throw new UsageError("give --log or --env-file, not both");
     }
     if (sub === "verify") return await verify(opts);
     if (sub === "show") return show(opts);
+    if (sub === "replay") return await replay(parsed.positionals[0], opts);
     throw new UsageError(sub === undefined ? "missing subcommand" : `unknown subcommand ${sub}`);
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -69,42 +90,6 @@ export async function auditCommand(args: string[]): Promise<number> {
     console.error(`tibet-nc audit: ${e.message}\n\n${USAGE}`);
     return 2;
   }
-}
-
-/** The log named by --log, else the state dir's (from --env-file or the environment). */
-function logPath(opts: Map<string, string>): string {
-  const given = opts.get("--log");
-  if (given) return given;
-  let dir: string | undefined;
-  try {
-    dir = environment(opts.get("--env-file")).TIBET_NC_STATE_DIR?.trim();
-  } catch (e) {
-    // No env permission (a packaged verifier) means the default; a named file that fails is an error.
-    if (opts.has("--env-file")) throw e;
-  }
-  return `${(dir || DEFAULT_STATE_DIR).replace(/\/+$/, "")}/${AUDIT_LOG_FILE}`;
-}
-
-/** Says what to pass when the log is not where it was looked for. */
-function cannotRead(path: string, opts: Map<string, string>, e: unknown): number {
-  if (e instanceof Deno.errors.NotFound && opts.has("--log")) {
-    console.error(
-      `tibet-nc audit: no audit log at ${path} (--log): check the path; the agent keeps ` +
-        `${AUDIT_LOG_FILE} in its state dir`,
-    );
-  } else if (e instanceof Deno.errors.NotFound) {
-    const from = opts.has("--env-file")
-      ? `TIBET_NC_STATE_DIR of ${opts.get("--env-file")}`
-      : "TIBET_NC_STATE_DIR, default /var/lib/tibet-nc";
-    console.error(
-      `tibet-nc audit: no audit log at ${path} (${from}): no command was recorded there yet, ` +
-        `or the agent's state dir is elsewhere: pass its env file with --env-file FILE, or ` +
-        `the log with --log FILE`,
-    );
-  } else {
-    console.error(`tibet-nc audit: cannot read audit log ${path}: ${errorMessage(e)}`);
-  }
-  return 1;
 }
 
 async function verify(opts: Map<string, string>): Promise<number> {

@@ -19,6 +19,7 @@ import { cleanTerminalText, createOutputBuffer, formatBytes } from "../exec/outp
 import { createHash } from "node:crypto";
 import { createFullOutput, type FullOutput } from "../exec/full_output.ts";
 import { type PipelineHandle, runPipeline } from "../exec/pipeline.ts";
+import type { Recorder } from "../recording/recorder.ts";
 import type { ReplyParts } from "../worker/reply_parts.ts";
 import { notRecorded, provenance, refusedParts, summary } from "./answers.ts";
 import type { AttachmentInfo, CommandOrigin } from "./protocol.ts";
@@ -45,6 +46,8 @@ export interface MonitorContext {
   log: (msg: string) => void;
   /** `config.fileDirs` with every symlink resolved, as far as the agent can see. */
   realFileDirs: string[];
+  /** Keeps each command's complete output, encrypted (`TIBET_NC_RECORD_PUBKEY`); absent when off. */
+  recorder?: Recorder;
 }
 
 /** Where a command's answers go. */
@@ -215,6 +218,8 @@ export function startCommand(
       clearTimeout(first);
       clearInterval(streamer);
     }
+    // Before the result record, so that record signs the recording's hash; it never throws.
+    const recording = await ctx.recorder?.save(record.seq, full) ?? {};
     let tail: string;
     let resultRecord: AuditRecord | null = null;
     try {
@@ -229,6 +234,7 @@ export function startCommand(
             timed_out: result.timedOut,
             cancelled: result.cancelled,
             ...(stages.length > 1 ? { stage_exit_codes: result.stageCodes } : {}),
+            ...recording,
           },
         }),
       );

@@ -14,6 +14,7 @@ import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
 import { execIdentity } from "../exec/exec_user.ts";
 import { checkHelpers } from "../exec/pipeline.ts";
+import { openRecorder, RECORDINGS_DIR } from "../recording/recorder.ts";
 import { workerPermissions } from "./permissions.ts";
 import type { ToMonitor, ToWorker } from "./protocol.ts";
 import { requestHandler } from "./requests.ts";
@@ -59,6 +60,17 @@ export async function runMonitor(
     )
     : null;
   const audit = brain ? emitting(chain, brain) : chain;
+  const recorder = config.recordPubkey
+    ? await openRecorder({
+      dir: `${config.stateDir}/${RECORDINGS_DIR}`,
+      pubkey: config.recordPubkey,
+      keepDays: config.recordKeepDays,
+      maxBytes: config.recordMaxBytes,
+      log,
+    }).catch((e) => {
+      throw new ConfigError("TIBET_NC_RECORD_PUBKEY", (e as Error).message);
+    })
+    : undefined;
 
   const workerUrl = opts.workerUrl ?? new URL("../worker/worker.ts", import.meta.url).href;
   const worker = new Worker(workerUrl, {
@@ -74,7 +86,10 @@ export async function runMonitor(
       return d; // not visible to the agent's user: judged as given
     }
   });
-  const requests = requestHandler({ config, policy, exec, audit, log, realFileDirs }, send);
+  const requests = requestHandler(
+    { config, policy, exec, audit, log, realFileDirs, recorder },
+    send,
+  );
 
   let settle: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => settle = resolve);

@@ -1,8 +1,8 @@
 /**
  * Runs in the Matrix worker's place, with its permissions, under a real
  * monitor: what an attacker who took over the worker's code could do. It tries
- * the audit log and the signing key directly, then sends forged requests, and
- * reports everything as a "fatal" message (the monitor logs it).
+ * the audit log and the signing key directly, then sends forged requests, then
+ * tries the recording of the honest one, and reports everything as a "fatal" message (the monitor logs it).
  * @module
  */
 
@@ -86,5 +86,16 @@ scope.onmessage = async (e) => {
     // The test breaks the log when the monitor logs the refusal above.
     unrecordable: headOf(await ask({ type: "run", id: 5, origin: origin("$norecord", "canary") })),
   };
-  scope.postMessage({ type: "fatal", message: REPORT + JSON.stringify({ files, requests }) });
+  // After the honest command ran, so its recording (execute record #1) is there to try.
+  const recordings = {
+    list: attempt(() => [...Deno.readDirSync(`${dir}/recordings`)]),
+    read: attempt(() => Deno.readFileSync(`${dir}/recordings/1.age`)),
+    write: attempt(() => Deno.writeTextFileSync(`${dir}/recordings/1.age`, "x")),
+    remove: attempt(() => Deno.removeSync(`${dir}/recordings/1.age`)),
+    create: attempt(() => Deno.writeTextFileSync(`${dir}/recordings/99.age`, "x")),
+  };
+  scope.postMessage({
+    type: "fatal",
+    message: REPORT + JSON.stringify({ files, requests, recordings }),
+  });
 };
