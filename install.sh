@@ -774,7 +774,11 @@ TIBET_NC_ALLOWED_USERS=@alice:example.org
 #TIBET_NC_COMMAND_TIMEOUT_MAX=3600
 # Output bytes after which a command is stopped.
 #TIBET_NC_MAX_OUTPUT_BYTES=4000000000
-# Complete output kept per command (for its recording); past it only the start is kept.
+# Directories get and put may use, colon-separated (no default: file transfer is off).
+#TIBET_NC_FILE_DIRS=/srv/tibet-nc-files
+# Largest file get sends or put writes (default 100 MiB; the homeserver has its own limit).
+#TIBET_NC_MAX_FILE_BYTES=104857600
+# Complete output kept per command (its output.txt attachment and recording); past it only the start is kept.
 #TIBET_NC_FULL_OUTPUT_BYTES=4194304
 # age public key (age1..., from `age-keygen -o id.txt` on another machine): each command's
 # complete output is kept in recordings/, encrypted to it; read with `tibet-nc audit replay`.

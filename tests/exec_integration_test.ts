@@ -52,6 +52,14 @@ Deno.test(
         assert.match(body, /^TIBET: [0-9a-f-]{36} \| L4: [0-9a-f]{16} \| #\d+$/m);
       });
 
+      await t.step("without TIBET_NC_FILE_DIRS, get and put say how to turn files on", async () => {
+        for (const text of ["get /etc/hostname", "put /tmp"]) {
+          const body = await run(text);
+          assert.match(body, /^refused \((deny\.file\.off|deny\.file\.attachment)\)/, body);
+        }
+        assert.match(await run("get /etc/hostname"), /set TIBET_NC_FILE_DIRS/);
+      });
+
       await t.step("`printf` proves execution: the output is not the command's text", async () => {
         const body = await run("printf %s-%s left right");
         assert.match(body, /left-right/);

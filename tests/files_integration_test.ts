@@ -129,9 +129,14 @@ Deno.test("files: get, put and output.txt as encrypted attachments", opts, async
       assert.match(body, /complete output in output\.txt/);
       const got = await fileOf(id);
       assert.equal(got.name, "output.txt");
-      const lines = new TextDecoder().decode(got.bytes).trimEnd().split("\n");
+      const lines = new TextDecoder().decode(got.bytes).trimEnd().split("\r\n");
       assert.equal(lines.length, 200000);
       assert.equal(lines.at(-1), "200000");
+      // The terminal's bytes unchanged: their SHA-256 is the one the result record signed.
+      const seq = Number(body.match(/#(\d+)$/m)![1]);
+      const records = (await Deno.readTextFile(`${w.stateDir}/audit.jsonl`)).trim().split("\n")
+        .map((l) => JSON.parse(l));
+      assert.equal(records.find((r) => r.seq === seq).token.erin, sha256(got.bytes));
     });
 
     await t.step(

@@ -142,11 +142,13 @@ Deno.test("the monitor judges every run request itself: what the policy refuses 
   await Deno.remove(markerDir, { recursive: true });
 });
 
-Deno.test("from inside the running Matrix worker: no write to the audit log or key, no key read, no recording reached, forged requests refused", async () => {
+Deno.test("from inside the running Matrix worker: no write to the audit log or key, no key read, no recording or file dir reached, forged requests refused", async () => {
   const stateDir = await Deno.makeTempDir({ prefix: "tibet-nc-state-" });
   const markerDir = await Deno.makeTempDir();
   const binDir = await canaryBin(markerDir);
   const log = `${stateDir}/audit.jsonl`;
+  const fileDir = await Deno.makeTempDir({ prefix: "tibet-nc-files-" });
+  await Deno.writeTextFile(`${fileDir}/inside.txt`, "a file get may send");
   try {
     const config = loadConfig({
       MATRIX_HOMESERVER: "http://127.0.0.1:9",
@@ -156,6 +158,7 @@ Deno.test("from inside the running Matrix worker: no write to the audit log or k
       TIBET_NC_STATE_DIR: stateDir,
       TIBET_NC_BIN_DIR: binDir,
       TIBET_NC_EXEC_AS_SELF: "yes",
+      TIBET_NC_FILE_DIRS: fileDir,
       TIBET_NC_RECORD_PUBKEY: await identityToRecipient(await generateX25519Identity()),
     });
     const lines: string[] = [];
@@ -190,6 +193,8 @@ Deno.test("from inside the running Matrix worker: no write to the audit log or k
       remove: "NotCapable",
       create: "NotCapable",
     });
+    assert.deepEqual(report.fileDirs, { read: "NotCapable", write: "NotCapable" });
+    assert.deepEqual([...Deno.readDirSync(fileDir)].map((e) => e.name), ["inside.txt"]);
     const recorded = (await Deno.readFile(`${stateDir}/recordings/1.age`)).length;
     assert.ok(recorded > 0, "the honest command was recorded, and the worker did not reach it");
     assert.deepEqual([...Deno.readDirSync(`${stateDir}/recordings`)].map((e) => e.name), ["1.age"]);
@@ -213,5 +218,6 @@ Deno.test("from inside the running Matrix worker: no write to the audit log or k
     await Deno.remove(stateDir, { recursive: true });
     await Deno.remove(markerDir, { recursive: true });
     await Deno.remove(binDir, { recursive: true });
+    await Deno.remove(fileDir, { recursive: true });
   }
 });

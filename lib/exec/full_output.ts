@@ -11,6 +11,10 @@ export interface FullOutput {
   push(chunk: Uint8Array): void;
   /** The bytes kept: all of the output unless {@linkcode FullOutput.truncated}. */
   bytes(): Uint8Array;
+  /** The same bytes as a stream of the kept chunks, without joining them. */
+  stream(): ReadableStream<Uint8Array>;
+  /** Bytes kept. */
+  readonly keptBytes: number;
   /** True when the output passed the cap and its end was dropped. */
   readonly truncated: boolean;
   /** Bytes seen, kept or not. */
@@ -39,6 +43,18 @@ export function createFullOutput(capBytes: number): FullOutput {
         at += p.length;
       }
       return out;
+    },
+    stream() {
+      let i = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (i < parts.length) c.enqueue(parts[i++]);
+          else c.close();
+        },
+      });
+    },
+    get keptBytes() {
+      return kept;
     },
     get truncated() {
       return total > kept;

@@ -15,7 +15,7 @@ import { checkCommand } from "../policy/check.ts";
 import type { Policy } from "../policy/policy_file.ts";
 import { childEnv } from "../exec/child_env.ts";
 import type { ExecIdentity } from "../exec/exec_user.ts";
-import { cleanTerminalText, createOutputBuffer, formatBytes } from "../exec/output.ts";
+import { createOutputBuffer, formatBytes } from "../exec/output.ts";
 import { createHash } from "node:crypto";
 import { createFullOutput, type FullOutput } from "../exec/full_output.ts";
 import { type PipelineHandle, runPipeline } from "../exec/pipeline.ts";
@@ -251,30 +251,31 @@ export function startCommand(
 
   /**
    * Sends the complete output (up to TIBET_NC_FULL_OUTPUT_BYTES) as output.txt,
-   * recorded first; returns the note for the reply's first line.
+   * recorded first; returns the note for the reply's first line. The bytes are
+   * the terminal's, unchanged, so when nothing was cut their SHA-256 is the
+   * result record's output hash.
    */
   async function attachWhole(result: AuditRecord, full: FullOutput): Promise<string> {
-    const cap = ctx.config.fullOutputBytes;
-    let text = cleanTerminalText(new TextDecoder().decode(full.bytes()));
-    if (full.truncated) {
-      text += `\n… [output cut at ${formatBytes(cap)} (TIBET_NC_FULL_OUTPUT_BYTES): ` +
-        `${formatBytes(full.totalBytes)} in all]\n`;
-    }
-    const bytes = new TextEncoder().encode(text);
-    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    const sha256 = createHash("sha256");
+    for await (const part of full.stream()) sha256.update(part);
+    const file = {
+      name: OUTPUT_FILE,
+      bytes: full.keptBytes,
+      sha256: sha256.digest("hex"),
+      result_seq: result.seq,
+      truncated: full.truncated,
+    };
     try {
-      await appendAttachment(ctx.audit, ctx.config.hostname, origin, {
-        name: OUTPUT_FILE,
-        bytes: bytes.length,
-        sha256,
-        result_seq: result.seq,
-      });
+      await appendAttachment(ctx.audit, ctx.config.hostname, origin, file);
     } catch (e) {
       return `${OUTPUT_FILE} not sent: it could not be recorded (${(e as Error).message})`;
     }
-    const error = await sink.sendFile(OUTPUT_FILE, bytes.length, new Blob([bytes]).stream());
+    const error = await sink.sendFile(OUTPUT_FILE, full.keptBytes, full.stream());
+    const cut = full.truncated
+      ? `, the first ${formatBytes(full.keptBytes)} (TIBET_NC_FULL_OUTPUT_BYTES)`
+      : "";
     return error === null
-      ? `complete output in ${OUTPUT_FILE} (${formatBytes(bytes.length)})`
+      ? `complete output in ${OUTPUT_FILE} (${formatBytes(full.keptBytes)}${cut})`
       : `${OUTPUT_FILE} not sent: ${error}`;
   }
 

@@ -107,7 +107,7 @@ export function appendAttachment(
   audit: AuditLog,
   hostname: string,
   origin: CommandOrigin,
-  file: { name: string; bytes: number; sha256: string; result_seq: number },
+  file: { name: string; bytes: number; sha256: string; result_seq: number; truncated: boolean },
 ): Promise<AuditRecord> {
   return appendFor(audit, origin, "nc.file.attach", { hostname, file });
 }

@@ -87,6 +87,12 @@ scope.onmessage = async (e) => {
     unrecordable: headOf(await ask({ type: "run", id: 5, origin: origin("$norecord", "canary") })),
   };
   // After the honest command ran, so its recording (execute record #1) is there to try.
+  // The file dirs are the exec user's, reached only through the monitor's helpers.
+  const fileDir = m.config.fileDirs[0];
+  const fileDirs = {
+    read: attempt(() => Deno.readTextFileSync(`${fileDir}/inside.txt`)),
+    write: attempt(() => Deno.writeTextFileSync(`${fileDir}/forged.txt`, "x")),
+  };
   const recordings = {
     list: attempt(() => [...Deno.readDirSync(`${dir}/recordings`)]),
     read: attempt(() => Deno.readFileSync(`${dir}/recordings/1.age`)),
@@ -96,6 +102,6 @@ scope.onmessage = async (e) => {
   };
   scope.postMessage({
     type: "fatal",
-    message: REPORT + JSON.stringify({ files, requests, recordings }),
+    message: REPORT + JSON.stringify({ files, requests, recordings, fileDirs }),
   });
 };
