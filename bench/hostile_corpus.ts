@@ -230,6 +230,37 @@ function silent(i: number): HostileCase[] {
       expect: "ignore",
       content: { msgtype: TEXT, body: `hi ${i}`, "m.relates_to": nest(60, `$ ${c}`) },
     },
+    // Files: a command only through the caption of `$ put`, never the canary.
+    {
+      kind: "file:caption-canary",
+      expect: "refuse",
+      content: { msgtype: "m.file", body: `$ ${c}`, filename: `f${i}`, url: "mxc://x/y" },
+    },
+    {
+      kind: "file:put-in-clear",
+      expect: "refuse",
+      content: { msgtype: "m.file", body: "$ put /tmp", filename: `f${i}`, url: "mxc://x/y" },
+    },
+    {
+      kind: "file:bad-key",
+      expect: "refuse",
+      content: {
+        msgtype: "m.file",
+        body: "$ put /tmp",
+        filename: `f${i}`,
+        file: { url: "mxc://x/y", v: "v2", key: { k: i }, iv: "", hashes: null },
+      },
+    },
+    {
+      kind: "file:no-caption",
+      expect: "ignore",
+      content: { msgtype: "m.file", body: `f${i}`, filename: `f${i}`, url: "mxc://x/y" },
+    },
+    {
+      kind: "file:filename-number",
+      expect: "ignore",
+      content: { msgtype: "m.image", body: `$ put /tmp`, filename: i, url: "mxc://x/y" },
+    },
     // Other event types, encrypted, carrying the canary.
     {
       kind: "type:unknown",
@@ -372,7 +403,22 @@ function answered(i: number): HostileCase[] {
       content: { msgtype: TEXT, body: `$ echo \`${c}\`` },
     },
     { kind: "shell:and", expect: "refuse", content: { msgtype: TEXT, body: `$ echo a && ${c}` } },
-    { kind: "shell:pipe", expect: "refuse", content: { msgtype: TEXT, body: `$ echo a | ${c}` } },
+    // A pipeline runs its stages, so the canary is reached only through a refused stage.
+    {
+      kind: "shell:pipe",
+      expect: "refuse",
+      content: { msgtype: TEXT, body: `$ echo a | sh -c ${c}` },
+    },
+    {
+      kind: "shell:pipe-xargs",
+      expect: "refuse",
+      content: { msgtype: TEXT, body: `$ echo ${c} | xargs` },
+    },
+    {
+      kind: "shell:pipe-stderr",
+      expect: "refuse",
+      content: { msgtype: TEXT, body: `$ echo a |& ${c}` },
+    },
     { kind: "shell:newline", expect: "refuse", content: { msgtype: TEXT, body: `$ echo a\n${c}` } },
     {
       kind: "fallback:after-command",
@@ -750,6 +796,9 @@ export async function handleInProcess(
         roomId,
         eventId,
         originTs: Date.now(),
+        attachment: k.attachment,
+        // No homeserver here: an attachment that got this far cannot be fetched.
+        fetchAttachment: () => Promise.reject(new Error("no media repository in-process")),
       };
       await handler(cmd, replier).catch((e) =>
         result.errors.push(`${c.kind}: ${(e as Error).stack ?? e}`)

@@ -12,10 +12,11 @@
  * | peak RSS while a command prints 1 GB | the agent's own idle RSS |
  * | 200 commands from 2 operators: total, p95 | the echo bot, same load |
  * | `audit verify` of 100,000 records | `sha256sum` of the same file |
+ * | `get` / `put` of a 100 MB file, and the agent's RSS growth meanwhile | a bare upload + download of the same bytes; the file's size |
  *
  * Run: `./deno run -A bench/main.ts`. Knobs (environment): BENCH_LATENCY_N (60),
- * BENCH_THROUGHPUT_N (200), BENCH_AUDIT_RECORDS (100000), BENCH_STARTS (3),
- * BENCH_SKIP (comma-separated sections to leave out: cold,latency,1gb,throughput,audit).
+ * BENCH_THROUGHPUT_N (200), BENCH_AUDIT_RECORDS (100000), BENCH_STARTS (3), BENCH_FILE_MB (100),
+ * BENCH_SKIP (comma-separated sections to leave out: cold,latency,1gb,files,throughput,audit).
  * @module
  */
 
@@ -32,12 +33,14 @@ import { makeBinDir } from "../tests/support/fixture.ts";
 import { startEchoBot } from "../tests/support/echo_bot.ts";
 import { executeCounts } from "./chaos.ts";
 import { runAuditBench } from "./audit_bench.ts";
+import { fileFigures } from "./files_bench.ts";
 
 const LATENCY_N = Number(Deno.env.get("BENCH_LATENCY_N") ?? 60);
 const THROUGHPUT_N = Number(Deno.env.get("BENCH_THROUGHPUT_N") ?? 200);
 const AUDIT_RECORDS = Number(Deno.env.get("BENCH_AUDIT_RECORDS") ?? 100_000);
 const STARTS = Number(Deno.env.get("BENCH_STARTS") ?? 3);
-/** Sections to leave out while working on the benchmark: cold,latency,1gb,throughput,audit. */
+const FILE_MB = Number(Deno.env.get("BENCH_FILE_MB") ?? 100);
+/** Sections to leave out while working on the benchmark: cold,latency,1gb,files,throughput,audit. */
 const SKIP = new Set((Deno.env.get("BENCH_SKIP") ?? "").split(",").filter(Boolean));
 const ROOT = new URL("../", import.meta.url).pathname;
 /** How long an agent runs after ready before the next start is timed. */
@@ -124,6 +127,7 @@ function agentEnv(
     TIBET_NC_RATE_LIMIT: "100000",
     TIBET_NC_MAX_CONCURRENT: "64",
     TIBET_NC_COMMAND_TIMEOUT: "300",
+    TIBET_NC_MAX_FILE_BYTES: String(200 * 1024 * 1024),
   };
 }
 
@@ -466,6 +470,32 @@ async function bigOutput(
   );
 }
 
+/** `get` and `put` of a FILE_MB file against a bare upload and download of it. */
+async function transfers(b: Bench, agent: AgentProcess, op: Operator, roomId: string, dir: string) {
+  log(`get and put of ${FILE_MB} MB`);
+  const f = await fileFigures(op, roomId, agent.pid, dir, FILE_MB * 1_000_000);
+  const size = `${FILE_MB} MB`;
+  b.rows.push(
+    row(`get of ${size}: send to decrypted file`, f.getMs, "ms", f.floorMs, "bare up + down"),
+    row(`put of ${size}: upload to written`, f.putMs, "ms", f.floorMs, "bare up + down"),
+    row(
+      `agent RSS growth during get of ${size}`,
+      f.getRssGrowth / MiB,
+      "MiB",
+      f.bytes / MiB,
+      "file",
+    ),
+    row(
+      `agent RSS growth during put of ${size}`,
+      f.putRssGrowth / MiB,
+      "MiB",
+      f.bytes / MiB,
+      "file",
+    ),
+  );
+  b.raw.files = f;
+}
+
 /** 200 commands from 2 operators at the agent and at the echo bot. */
 async function manyCommands(
   b: Bench,
@@ -541,7 +571,11 @@ async function main(): Promise<void> {
     const main = await coldStarts(b);
 
     log("starting the agent, the echo bot and two operators");
-    const env = agentEnv(synapse.url, main.user, b.allowed, main.stateDir, b.binDir);
+    const fileDir = await tmpDir(b, "tibet-nc-bench-files-");
+    const env = {
+      ...agentEnv(synapse.url, main.user, b.allowed, main.stateDir, b.binDir),
+      TIBET_NC_FILE_DIRS: fileDir,
+    };
     const agent = await startAgentProcess(env);
     b.procs.push(agent);
     await agent.waitFor(/^ready:/, 120_000);
@@ -562,6 +596,7 @@ async function main(): Promise<void> {
     const botRoom = await room([op1], botUser.userId);
     await roundTrips(b, op1, agentRoom, botRoom);
     if (!SKIP.has("1gb")) await bigOutput(b, agent, op1, agentRoom, idle);
+    if (!SKIP.has("files")) await transfers(b, agent, op1, agentRoom, fileDir);
     if (!SKIP.has("throughput")) {
       await manyCommands(b, [op1, op2], main, botUser.userId, { agent, bot });
     }

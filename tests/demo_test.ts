@@ -5,11 +5,11 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 /** The demo with its temporary files under `tmp`, so what it leaves behind can be seen. */
-function demo(tmp: string, stdin: "piped" | "null" = "piped") {
+function demo(tmp: string, stdin: "piped" | "null" = "piped", env: Record<string, string> = {}) {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "demo/demo.ts"],
     cwd: ROOT,
-    env: { TMPDIR: tmp, NO_COLOR: "1" },
+    env: { TMPDIR: tmp, NO_COLOR: "1", ...env },
     stdin,
     stdout: "piped",
     stderr: "piped",
@@ -38,34 +38,63 @@ function leftovers(tmp: string): { files: string[]; processes: string[] } {
   };
 }
 
-Deno.test("deno task demo answers every kind of reply, quietly, and cleans up", opts, async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "tibet-nc-demo-test-" });
-  try {
-    const token = `demo-${crypto.randomUUID()}`;
-    const child = demo(tmp);
-    const w = child.stdin.getWriter();
-    // help and status carry no provenance line; a console waiting for one hangs.
-    await w.write(new TextEncoder().encode(`echo ${token}\nsleep 3\nhelp\nstatus\n`));
-    await w.close();
-    const out = await child.output();
-    const text = new TextDecoder().decode(out.stdout);
-    const err = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, text + err);
-    assert.match(text, new RegExp(`^${token}$`, "m"), text);
-    assert.match(text, /^exit 0 · 3\.\d\d s$/m, "the final result of a command that streams");
-    assert.match(text, /^Built-ins:$/m, "help answered");
-    assert.match(text, /^host: +testhost$/m, "status answered");
-    assert.equal(text.match(/\(decrypted reply from @agent:localhost\)/g)?.length, 4, text);
-    assert.doesNotMatch(text, /PLAINTEXT|no reply/);
-    assert.match(text, /stopping the agent and Synapse/);
-    // The first screen is the demo's own: no SDK chatter.
-    assert.doesNotMatch(text + err, /MatrixRTCSession|push rule|underride/, text + err);
-    assert.match(text, /Synapse \S+ answers at http:\/\/127\.0\.0\.1:\d+/, "progress shown");
-    assert.deepEqual(leftovers(tmp), { files: [], processes: [] });
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-});
+Deno.test(
+  "deno task demo answers every kind of reply, moves files, quietly, and cleans up",
+  opts,
+  async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "tibet-nc-demo-test-" });
+    const local = await Deno.makeTempDir({ prefix: "tibet-nc-demo-local-" });
+    try {
+      const token = `demo-${crypto.randomUUID()}`;
+      await Deno.writeTextFile(`${local}/upload.txt`, `uploaded ${token}\n`);
+      const child = demo(tmp, "piped", { TIBET_NC_DEMO_DOWNLOADS: `${local}/downloads` });
+      const p = watchProcess(child, "demo");
+      const banner = await p.waitFor(/^file dir /, 180_000);
+      const dir = banner.match(/^file dir\s+(\S+):/)![1];
+      const w = child.stdin.getWriter();
+      // help and status carry no provenance line; a console waiting for one hangs.
+      await w.write(
+        new TextEncoder().encode(
+          [
+            `echo ${token}`,
+            "sleep 3",
+            "help",
+            "status",
+            `get ${dir}/hello.txt`,
+            `put ${local}/upload.txt`,
+            `get ${dir}/upload.txt`,
+            "",
+          ].join("\n"),
+        ),
+      );
+      await w.close();
+      const status = await p.status;
+      const text = p.lines.join("\n");
+      assert.equal(status.code, 0, text);
+      assert.match(text, new RegExp(`^${token}$`, "m"), text);
+      assert.match(text, /^exit 0 · 3\.\d\d s$/m, "the final result of a command that streams");
+      assert.match(text, /^Built-ins:$/m, "help answered");
+      assert.match(text, /^host: +testhost$/m, "status answered");
+      assert.match(text, /^\(saved hello\.txt, \d+ bytes, decrypted, to /m, text);
+      assert.match(text, /^wrote \S+\/upload\.txt · /m, "put answered");
+      assert.equal(
+        await Deno.readTextFile(`${local}/downloads/upload.txt`),
+        `uploaded ${token}\n`,
+        "the file went up and came back down",
+      );
+      assert.equal(text.match(/\(decrypted reply from @agent:localhost\)/g)?.length, 7, text);
+      assert.doesNotMatch(text, /PLAINTEXT|no reply/);
+      assert.match(text, /stopping the agent and Synapse/);
+      // The first screen is the demo's own: no SDK chatter.
+      assert.doesNotMatch(text, /MatrixRTCSession|push rule|underride/, text);
+      assert.match(text, /Synapse \S+ answers at http:\/\/127\.0\.0\.1:\d+/, "progress shown");
+      assert.deepEqual(leftovers(tmp), { files: [], processes: [] });
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+      await Deno.remove(local, { recursive: true });
+    }
+  },
+);
 
 Deno.test(
   "a signal to the demo stops the agent and Synapse and removes their files",
