@@ -21,6 +21,8 @@ export interface EncryptedFile {
   v: "v2";
 }
 
+/** A Node Buffer as a plain Uint8Array over the same memory (no copy). */
+const view = (b: Uint8Array) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64").replace(/=+$/, "");
 const fromB64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 
@@ -41,12 +43,12 @@ export function encryptAttachment(): Encryption {
   let digest: string | null = null;
   const stream = new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, c) {
-      const out = new Uint8Array(cipher.update(chunk));
+      const out = view(cipher.update(chunk));
       hash.update(out);
       c.enqueue(out);
     },
     flush(c) {
-      const rest = new Uint8Array(cipher.final());
+      const rest = view(cipher.final());
       if (rest.length > 0) {
         hash.update(rest);
         c.enqueue(rest);
@@ -109,10 +111,10 @@ export function decryptAttachment(file: EncryptedFile): TransformStream<Uint8Arr
   return new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, c) {
       hash.update(chunk);
-      c.enqueue(new Uint8Array(decipher.update(chunk)));
+      c.enqueue(view(decipher.update(chunk)));
     },
     flush(c) {
-      const rest = new Uint8Array(decipher.final());
+      const rest = view(decipher.final());
       if (rest.length > 0) c.enqueue(rest);
       if (b64(hash.digest()) !== file.hashes.sha256.replace(/=+$/, "")) {
         throw new FileError(

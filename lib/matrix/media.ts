@@ -6,8 +6,7 @@
  * @module
  */
 
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { postStream } from "./http_upload.ts";
 
 /** A media failure, worded for the operator. */
 export class MediaError extends Error {
@@ -32,11 +31,7 @@ function failure(what: string, status: number, text: string): MediaError {
   return new MediaError(`${what}: HTTP ${status}${why ? ` ${why}` : ""}`);
 }
 
-/**
- * Uploads `size` bytes of `body`; resolves to the content's mxc:// URL. Through
- * `node:http`, because Deno's fetch sends a stream chunked and drops the
- * Content-Length that Synapse requires.
- */
+/** Uploads `size` bytes of `body`, streamed (`http_upload.ts`); resolves to its mxc:// URL. */
 export async function uploadMedia(
   homeserver: string,
   accessToken: string,
@@ -49,38 +44,17 @@ export async function uploadMedia(
       encodeURIComponent(name)
     }`,
   );
-  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-  const { status, text } = await new Promise<{ status: number; text: string }>(
-    (resolve, reject) => {
-      const req = send(url, {
-        method: "POST",
-        headers: {
-          Authorization: `Bearer ${accessToken}`,
-          "Content-Type": "application/octet-stream",
-          "Content-Length": String(size),
-        },
-      }, (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => text += d);
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on("error", reject);
-      });
-      req.on("error", reject);
-      (async () => {
-        let sent = 0;
-        for await (const chunk of body) {
-          sent += chunk.length;
-          if (!req.write(chunk)) await new Promise((r) => req.once("drain", r));
-        }
-        if (sent !== size) throw new MediaError(`upload of ${size} bytes got ${sent}`);
-        req.end();
-      })().catch((e) => {
-        req.destroy(e);
-        reject(e);
-      });
+  const { status, text } = await postStream(
+    url,
+    {
+      Authorization: `Bearer ${accessToken}`,
+      "Content-Type": "application/octet-stream",
     },
-  );
+    body,
+    size,
+  ).catch((e) => {
+    throw new MediaError(`upload failed: ${(e as Error).message}`);
+  });
   if (status < 200 || status > 299) {
     throw failure(
       status === 413 ? "the homeserver refuses a file this large" : "upload failed",
@@ -88,7 +62,10 @@ export async function uploadMedia(
       text,
     );
   }
-  const j = JSON.parse(text) as { content_uri?: unknown };
+  let j: { content_uri?: unknown } = {};
+  try {
+    j = JSON.parse(text);
+  } catch { /* checked below */ }
   if (typeof j.content_uri !== "string" || parseMxc(j.content_uri) === null) {
     throw new MediaError("upload failed: the homeserver gave no mxc:// URL");
   }

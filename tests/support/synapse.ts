@@ -121,8 +121,8 @@ database:
     database: "${dir}/homeserver.db"
 log_config: "${dir}/log.yaml"
 media_store_path: "${dir}/media"
-# get and put of 100 MB files in the bench (the default is 50M).
-max_upload_size: "200M"
+# get and put of 100 and 300 MB files in the bench (the default is 50M).
+max_upload_size: "1G"
 signing_key_path: "${dir}/signing.key"
 registration_shared_secret: "${secret}"
 enable_registration: false
