@@ -774,6 +774,11 @@ TIBET_NC_ALLOWED_USERS=@alice:example.org
 #TIBET_NC_COMMAND_TIMEOUT_MAX=3600
 # Output bytes after which a command is stopped.
 #TIBET_NC_MAX_OUTPUT_BYTES=4000000000
+# Seconds a command held by the policy's "approve" list waits for another operator's approval.
+#TIBET_NC_APPROVAL_TIMEOUT=300
+# User approved commands run as (default: TIBET_NC_EXEC_USER): give it only the extra rights
+# the privileged lane needs, e.g. a user that may restart services. Never root.
+#TIBET_NC_APPROVED_EXEC_USER=tibet-nc-approved
 # Directories get and put may use, colon-separated (no default: file transfer is off).
 #TIBET_NC_FILE_DIRS=/srv/tibet-nc-files
 # Largest file get sends or put writes (default 100 MiB; the homeserver has its own limit).

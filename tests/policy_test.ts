@@ -784,6 +784,59 @@ test("policy check: a policy file is applied", async () => {
   }
 });
 
+test("approve: held commands are a third verdict; per-operator rules apply to their operators only", async () => {
+  const { root, bin } = await makeBinDir(false);
+  try {
+    const file = `${root}/policy.json`;
+    const junior = "@junior:example.org";
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        mode: "denylist",
+        approve: ["systemctl restart *"],
+        operators: [{
+          users: [junior],
+          mode: "allowlist",
+          allow: ["systemctl status *", "journalctl **"],
+          approve: ["ls **"],
+        }],
+      }),
+    );
+    const policy = await loadPolicy(file);
+    const v = await checkCommand("systemctl restart nginx", bin, policy);
+    assert.deepEqual([v.verdict, v.rule], ["approve", "approve.policy:systemctl restart *"]);
+    // Built-in denials stay unapprovable, whatever the lists say.
+    assert.equal((await checkCommand("systemctl reboot", bin, policy)).rule, "deny.power");
+    assert.equal((await checkCommand("ls /tmp", bin, policy)).verdict, "allow");
+    assert.equal((await checkCommand("ls /tmp", bin, policy, junior)).verdict, "approve");
+    assert.equal((await checkCommand("journalctl -n 5", bin, policy, junior)).verdict, "allow");
+    assert.equal((await checkCommand("df -h", bin, policy, junior)).rule, "deny.not-allowlisted");
+    assert.equal((await checkCommand("ps aux | ls", bin, policy, junior)).verdict, "deny");
+    assert.equal((await checkCommand("ls / | grep x", bin, policy)).verdict, "allow");
+
+    const held = await run(["check", "--bin-dir", bin, "--policy", file, "systemctl restart x"]);
+    assert.equal(held.code, 3, held.out);
+    assert.match(held.out, /verdict: approve/);
+    const as = await run(["check", "--bin-dir", bin, "--policy", file, "--as", junior, "df -h"]);
+    assert.equal(as.code, 1);
+    assert.equal(
+      (await run(["check", "--bin-dir", bin, "--policy", file, "--as", "nobody", "ls"])).code,
+      2,
+    );
+    for (
+      const [doc, why] of [
+        [{ mode: "denylist", operators: {} }, /"operators" must be an array/],
+        [{ mode: "denylist", operators: [{ users: [] }] }, /non-empty array/],
+        [{ mode: "denylist", operators: [{ users: ["bob"] }] }, /not a Matrix user id/],
+        [{ mode: "denylist", operators: [{ users: [junior], colour: 1 }] }, /unknown key "colour"/],
+        [{ mode: "denylist", approve: ["*"] }, /first word must be a program/],
+      ] as const
+    ) assert.throws(() => strict(doc), why);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 test("policy check: exit 2 with one clear stderr line for usage and config errors", async () => {
   const { root, bin } = await makeBinDir(false);
   try {

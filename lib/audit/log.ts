@@ -59,6 +59,8 @@ export interface AppendFields {
   eromheen?: JsonObject;
   /** Intent, e.g. "operator diagnostics via Matrix". */
   erachter: string;
+  /** The record this one follows from (an approval's request), else the previous record. */
+  parent?: AuditRecord;
 }
 
 /** The outcome of a command, recorded as a child token of the command's record. */
@@ -207,6 +209,7 @@ export async function openAuditLog(
         eraan: fields.eraan ?? [],
         eromheen: fields.eromheen ?? {},
         erachter: fields.erachter,
+        parent: fields.parent && { seq: fields.parent.seq, tokenId: fields.parent.token.id },
       })),
     appendResult: (command, result) =>
       enqueue(async () => ({

@@ -156,7 +156,16 @@ function show(opts: Map<string, string>): number {
   return 0;
 }
 
-/** Columns of one record: seq, time, type, actor, verdict/exit, short l4. */
+/** How `show` words the records of the privileged lane. */
+const APPROVAL_WORDS: Record<string, string> = {
+  "nc.approval.request": "asks approval",
+  "nc.approval.grant": "approves",
+  "nc.approval.reject": "rejects",
+  "nc.approval.expire": "expired",
+  "nc.approval.withdraw": "withdrawn",
+};
+
+/** Columns of one record: seq, time, type, actor, verdict/exit/approval, short l4. */
 function showRow(line: string): string[] {
   try {
     const r = JSON.parse(line) as Partial<AuditRecord>;
@@ -165,9 +174,16 @@ function showRow(line: string): string[] {
     try {
       context = JSON.parse(t.eromheen ?? "{}");
     } catch { /* shown without verdict */ }
+    const approval = APPROVAL_WORDS[t.token_type ?? ""];
     const outcome = [
       typeof context.verdict === "string" ? context.verdict : "",
       context.exit_code !== undefined ? `exit ${context.exit_code}` : "",
+      approval && typeof context.request_id === "string"
+        ? `${approval} #${context.request_id}${
+          typeof context.requester === "string" ? ` of ${context.requester}` : ""
+        }`
+        : "",
+      typeof context.approved_by === "string" ? `approved by ${context.approved_by}` : "",
     ].filter(Boolean).join(" ") || "-";
     const type = `${t.token_type}${r.parent_seq ? ` (of #${r.parent_seq})` : ""}`;
     const l4 = typeof r.l4 === "string" ? `l4 ${r.l4.slice(0, 12)}…` : "";

@@ -65,6 +65,13 @@ export async function doctorCommand(args: string[]): Promise<number> {
   await checkPolicy(r, c);
   const state = checkStateDir(r, c.stateDir);
   await checkExecUser(r, c, state, envFile);
+  if (c.approvedExecUser !== null) {
+    await checkExecUser(r, c, state, envFile, {
+      name: c.approvedExecUser,
+      variable: "TIBET_NC_APPROVED_EXEC_USER",
+      label: "approved exec user",
+    });
+  }
   await checkBinDir(r, c);
   if (await checkHomeserver(r, c)) await checkToken(r, c);
   if (state) {

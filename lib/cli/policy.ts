@@ -11,8 +11,8 @@ import { DEFAULT_STATE_DIR } from "../config/config.ts";
 import { checkCommand, DEFAULT_BIN_DIR } from "../policy/check.ts";
 import { loadPolicy, type Policy } from "../policy/policy_file.ts";
 
-const USAGE = `usage: tibet-nc policy check [--bin-dir DIR] [--policy FILE] <command>
-       tibet-nc policy check [--bin-dir DIR] [--policy FILE] --json - < commands.txt
+const USAGE = `usage: tibet-nc policy check [--bin-dir DIR] [--policy FILE] [--as USER] <command>
+       tibet-nc policy check [--bin-dir DIR] [--policy FILE] [--as USER] --json - < commands.txt
 
 Judges a command as the agent would (parse, find the program in the bin dir,
 apply the policy) and prints the verdict and the deciding rule. Nothing runs.
@@ -22,23 +22,30 @@ is printed after the line's.
 
 options:
   --bin-dir DIR   allowlisted programs (default: $TIBET_NC_BIN_DIR, else ${DEFAULT_BIN_DIR})
-  --policy FILE   JSON policy file {"mode": "denylist"|"allowlist", "allow": [...], "deny": [...]}
+  --policy FILE   JSON policy file {"mode": "denylist"|"allowlist", "allow": [...], "deny": [...],
+                  "approve": [...], "operators": [{"users": [...], "allow": [...], ...}]}
+  --as USER       judge as that operator (@name:server): adds their "operators" rules
   --json -        read commands from stdin, one per line; print one JSON object per
                   line, in order, blank lines included (they are refused)
   -h, --help      this text
 
-exit status: 0 allowed (always 0 with --json), 1 denied, 2 usage or configuration error`;
+exit status: 0 allowed (always 0 with --json), 1 denied, 2 usage or configuration error,
+             3 held for another operator's approval`;
 
 interface Options {
   binDir?: string;
   policy?: string;
   json: boolean;
   text: string;
+  as?: string;
 }
 
 /** Reads `policy check` arguments; options end at the first word of the command. */
 function checkOptions(args: string[]): Options | { help: true } {
-  const a = parseArgs(args, { values: ["--bin-dir", "--policy", "--json"], rest: true });
+  const a = parseArgs(args, {
+    values: ["--bin-dir", "--policy", "--json", "--as"],
+    rest: true,
+  });
   if (a.help) return { help: true };
   const json = a.values.get("--json");
   if (json !== undefined && json !== "-") {
@@ -49,7 +56,11 @@ function checkOptions(args: string[]): Options | { help: true } {
     policy: a.values.get("--policy"),
     json: json !== undefined,
     text: a.positionals.join(" "),
+    as: a.values.get("--as"),
   };
+  if (opts.as !== undefined && !/^@[^:\s]+:\S+$/.test(opts.as)) {
+    throw new UsageError(`--as ${opts.as}: not a Matrix user id (@name:server)`);
+  }
   if (opts.json && opts.text !== "") {
     throw new UsageError("give either a command or --json -, not both");
   }
@@ -126,19 +137,19 @@ export async function policyCommand(args: string[]): Promise<number> {
   }
 
   if (!opts.json) {
-    const v = await checkCommand(opts.text, binDir, policy);
+    const v = await checkCommand(opts.text, binDir, policy, opts.as);
     console.log(`verdict: ${v.verdict}\nrule:    ${v.rule}\nreason:  ${v.reason}`);
     if ((v.stages?.length ?? 0) > 1) {
       for (const [i, s] of v.stages!.entries()) {
         console.log(`stage ${i + 1}: ${s.verdict} ${s.rule}: ${s.argv.join(" ")}`);
       }
     }
-    return v.verdict === "allow" ? 0 : 1;
+    return v.verdict === "allow" ? 0 : v.verdict === "approve" ? 3 : 1;
   }
   // Streamed, one answer per line as it comes, so a coprocess can pair them.
   for await (const line of lines(Deno.stdin.readable)) {
     const command = line.replace(/\r$/, "");
-    const v = await checkCommand(command, binDir, policy);
+    const v = await checkCommand(command, binDir, policy, opts.as);
     console.log(JSON.stringify({ command, verdict: v.verdict, rule: v.rule, reason: v.reason }));
   }
   return 0;

@@ -39,6 +39,10 @@ export interface Config {
   /** Accept devices their owner did not cross-sign (weaker; for clients without cross-signing). */
   allowUnsignedDevices: boolean;
   brainApiBase: string | null;
+  /** Seconds a held command waits for another operator's approval. */
+  approvalTimeout: number;
+  /** User approved commands run as, instead of `execUser`; null: the exec user. */
+  approvedExecUser: string | null;
   /** Directories `get` and `put` may touch (`TIBET_NC_FILE_DIRS`); empty: files are off. */
   fileDirs: string[];
   /** Largest file `get` sends or `put` writes. */
@@ -305,6 +309,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     execAsSelf,
     allowUnsignedDevices,
     brainApiBase: brain === null ? null : take(() => url("BRAIN_API_BASE", brain), null),
+    approvalTimeout: take(() => seconds(env, "TIBET_NC_APPROVAL_TIMEOUT", 300, 86400), 300),
+    approvedExecUser: take(() => {
+      const u = optional(env, "TIBET_NC_APPROVED_EXEC_USER");
+      if (u !== null && !/^[a-z_][a-z0-9_-]{0,31}\$?$/.test(u)) {
+        throw new ConfigError("TIBET_NC_APPROVED_EXEC_USER", `"${u}" is not a Unix user name`);
+      }
+      if (u === "root") {
+        throw new ConfigError(
+          "TIBET_NC_APPROVED_EXEC_USER",
+          "must not be root: give the privileged lane a user with only the rights it needs",
+        );
+      }
+      return u;
+    }, null),
     fileDirs,
     maxFileBytes: take(
       () => count(env, "TIBET_NC_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES, 1e12),

@@ -122,30 +122,36 @@ export async function checkExecUser(
   c: Config,
   state: Deno.FileInfo | null,
   envFile: string | null,
+  lane: { name: string; variable: string; label: string } = {
+    name: c.execUser,
+    variable: "TIBET_NC_EXEC_USER",
+    label: "exec user",
+  },
 ) {
-  if (c.execAsSelf) return; // warned of under "guarantees"
+  if (c.execAsSelf && lane.variable === "TIBET_NC_EXEC_USER") return; // warned of under "guarantees"
+  const { name, variable, label } = lane;
   let user;
   try {
-    user = lookupUser(c.execUser);
+    user = lookupUser(name);
   } catch (e) {
-    return r.line("FAIL", "exec user", `cannot read /etc/passwd: ${errText(e)}`);
+    return r.line("FAIL", label, `cannot read /etc/passwd: ${errText(e)}`);
   }
   if (!user) {
     return r.line(
       "FAIL",
-      "exec user",
-      `TIBET_NC_EXEC_USER: user "${c.execUser}" does not exist (install.sh creates tibet-nc-exec)`,
+      label,
+      `${variable}: user "${name}" does not exist (install.sh creates tibet-nc-exec)`,
     );
   }
   if (user.uid === 0) {
-    return r.line("FAIL", "exec user", `TIBET_NC_EXEC_USER: "${c.execUser}" is root`);
+    return r.line("FAIL", label, `${variable}: "${name}" is root`);
   }
   const agentUid = state?.uid ?? Deno.uid();
   if (user.uid === agentUid) {
     return r.line(
       "FAIL",
-      "exec user",
-      `TIBET_NC_EXEC_USER: "${c.execUser}" is the agent's own user (it owns ${c.stateDir}); commands could read the agent's keys`,
+      label,
+      `${variable}: "${name}" is the agent's own user (it owns ${c.stateDir}); commands could read the agent's keys`,
     );
   }
   const canEnter = state !== null && mayAccess(state, user.uid, user.gid, 0o1);
@@ -165,30 +171,30 @@ export async function checkExecUser(
     if (readable.length > 0) {
       return r.line(
         "FAIL",
-        "exec user",
-        `"${c.execUser}" could read ${readable.join(", ")} (tried as uid ${user.uid}): ` +
+        label,
+        `"${name}" could read ${readable.join(", ")} (tried as uid ${user.uid}): ` +
           `make the files mode 0600 and ${c.stateDir} mode 0700, owned by the agent's user`,
       );
     }
     if (!canEnter && targets.length > 0 && denied === targets.length) {
       return r.line(
         "ok",
-        "exec user",
-        `"${c.execUser}" (uid ${user.uid}) cannot read ${list(targets)} (tried)`,
+        label,
+        `"${name}" (uid ${user.uid}) cannot read ${list(targets)} (tried)`,
       );
     }
   }
   if (canEnter) {
     return r.line(
       "FAIL",
-      "exec user",
-      `"${c.execUser}" can enter ${closed}; run "chmod 700 ${c.stateDir}"`,
+      label,
+      `"${name}" can enter ${closed}; run "chmod 700 ${c.stateDir}"`,
     );
   }
   r.line(
     "ok",
-    "exec user",
-    `"${c.execUser}" (uid ${user.uid}) is not the agent's user and cannot enter ${closed} ` +
+    label,
+    `"${name}" (uid ${user.uid}) is not the agent's user and cannot enter ${closed} ` +
       `(${untried})`,
   );
 }

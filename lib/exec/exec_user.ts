@@ -62,7 +62,11 @@ export async function canSwitchTo(uid: number, gid: number): Promise<boolean> {
  * Decides the execution identity, or throws a ConfigError naming the variable to change.
  * `asSelf` is TIBET_NC_EXEC_AS_SELF.
  */
-export async function execIdentity(userName: string, asSelf: boolean): Promise<ExecIdentity> {
+export async function execIdentity(
+  userName: string,
+  asSelf: boolean,
+  variable = "TIBET_NC_EXEC_USER",
+): Promise<ExecIdentity> {
   if (asSelf) {
     return {
       uid: null,
@@ -74,25 +78,25 @@ export async function execIdentity(userName: string, asSelf: boolean): Promise<E
   const entry = lookupUser(userName);
   if (!entry) {
     throw new ConfigError(
-      "TIBET_NC_EXEC_USER",
+      variable,
       `user "${userName}" does not exist (install.sh creates tibet-nc-exec; or set TIBET_NC_EXEC_AS_SELF=yes, weaker)`,
     );
   }
   if (entry.uid === 0) {
     throw new ConfigError(
-      "TIBET_NC_EXEC_USER",
+      variable,
       `"${userName}" is root; commands must run unprivileged`,
     );
   }
   if (entry.uid === Deno.uid()) {
     throw new ConfigError(
-      "TIBET_NC_EXEC_USER",
+      variable,
       `"${userName}" is the agent's own user; use a separate user so commands cannot read the agent's secrets`,
     );
   }
   if (!(await canSwitchTo(entry.uid, entry.gid))) {
     throw new ConfigError(
-      "TIBET_NC_EXEC_USER",
+      variable,
       `the agent cannot switch to "${userName}" (needs root or CAP_SETUID and CAP_SETGID, as tibet-nc.service grants); set TIBET_NC_EXEC_AS_SELF=yes to run commands as the agent's user (weaker)`,
     );
   }

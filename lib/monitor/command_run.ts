@@ -25,6 +25,7 @@ import { notRecorded, provenance, refusedParts, summary } from "./answers.ts";
 import type { AttachmentInfo, CommandOrigin } from "./protocol.ts";
 import { isFileCommand } from "../files/request.ts";
 import { runFileCommand } from "./file_run.ts";
+import { type Approvals, type Held, RULING } from "./approvals.ts";
 import { appendAttachment, appendDeny, appendExecute } from "./records.ts";
 
 /** The name of the attachment holding a command's complete output. */
@@ -48,6 +49,10 @@ export interface MonitorContext {
   realFileDirs: string[];
   /** Keeps each command's complete output, encrypted (`TIBET_NC_RECORD_PUBKEY`); absent when off. */
   recorder?: Recorder;
+  /** Commands held for a second operator's approval. */
+  approvals: Approvals;
+  /** Who approved commands run as (`TIBET_NC_APPROVED_EXEC_USER`); absent: `exec`. */
+  approvedExec?: ExecIdentity;
 }
 
 /** Where a command's answers go. */
@@ -56,6 +61,8 @@ export interface CommandSink {
   progress(elapsedMs: number, text: string): void;
   /** The last answer; `ran` is false when the command was refused. */
   final(ran: boolean, parts: ReplyParts): void;
+  /** The command waits for approval: how to give it (edited later by progress or final). */
+  held(parts: ReplyParts): void;
   /** Has the worker send `body` to the room as the file `name`; resolves to null or why not. */
   sendFile(name: string, size: number, body: ReadableStream<Uint8Array>): Promise<string | null>;
   /** The plaintext of the command's attachment, as the worker decrypts it. */
@@ -66,8 +73,10 @@ export interface CommandSink {
 
 /** A command between its run request and its final answer. */
 export interface Pending {
-  /** Stops it (before or while it runs); idempotent. */
+  /** Stops it (before or while it runs, or withdraws it while held); idempotent. */
   cancel(reason: string): void;
+  /** True while it waits for approval (it then takes no place among the running). */
+  readonly held: boolean;
   /** Settles after the final answer was given. */
   done: Promise<void>;
 }
@@ -86,6 +95,7 @@ export function startCommand(
   let cancelReason: string | null = null;
   let handle: PipelineHandle | null = null;
   let stopFile: ((reason: string) => void) | null = null;
+  let withdraw: ((reason: string) => void) | null = null;
   const done = run().catch((e) => {
     ctx.log(`monitor error running ${origin.eventId}: ${(e as Error).stack ?? e}`);
     sink.final(false, { head: `failed: ${(e as Error).message}` });
@@ -95,6 +105,10 @@ export function startCommand(
       cancelReason ??= reason;
       handle?.cancel(reason);
       stopFile?.(reason);
+      withdraw?.(reason);
+    },
+    get held() {
+      return withdraw !== null;
     },
     done,
   };
@@ -143,11 +157,24 @@ export function startCommand(
         "an attachment is taken only with `$ put DIR` as its caption",
       );
     }
+    const ruling = RULING.exec(text.trim());
+    if (ruling) return await decideHeld(ruling[1].toLowerCase() as "approve" | "reject", ruling[2]);
     // L4 step 4: the policy, on the parsed argv after resolving the program.
-    const checked = await checkCommand(text, config.binDir, ctx.policy);
+    const checked = await checkCommand(text, config.binDir, ctx.policy, origin.sender);
     const stages = checked.stages?.map(({ argv, path }) => ({ argv, path: path ?? "" }));
     if (checked.verdict === "deny" || !stages || stages.some((s) => s.path === "")) {
       return await refuse(checked.rule, checked.reason);
+    }
+    let exec = ctx.exec;
+    let grant: AuditRecord | undefined;
+    let approvedBy = "", approver = "";
+    if (checked.verdict === "approve") {
+      const decision = await holdForApproval(checked.rule, checked.reason);
+      if (decision === null) return;
+      grant = decision.record;
+      approver = decision.by;
+      approvedBy = `approved by ${approver} · `;
+      exec = ctx.approvedExec ?? ctx.exec;
     }
     // L4 step 5: nothing runs unless its record is on disk.
     let record: AuditRecord;
@@ -161,7 +188,8 @@ export function startCommand(
             stages: checked.stages!.map((s) => ({ program: s.path!, argv: s.argv, rule: s.rule })),
           }
           : {}),
-      });
+        ...(grant ? { approved_by: approver, runs_as: exec.name } : {}),
+      }, grant);
     } catch (e) {
       const why = e instanceof AuditUnavailableError
         ? e.message
@@ -182,12 +210,12 @@ export function startCommand(
     try {
       handle = runPipeline({
         stages,
-        env: childEnv({ binDir: config.binDir, home: ctx.exec.home }),
+        env: childEnv({ binDir: config.binDir, home: exec.home }),
         cwd: "/",
         timeoutMs: timeoutS * 1000,
         maxOutputBytes: config.maxOutputBytes,
-        uid: ctx.exec.uid ?? undefined,
-        gid: ctx.exec.gid ?? undefined,
+        uid: exec.uid ?? undefined,
+        gid: exec.gid ?? undefined,
       }, (chunk) => {
         out.push(chunk);
         full.push(chunk);
@@ -242,11 +270,75 @@ export function startCommand(
       tail = `${provenance(record)} (result not recorded: ${(e as Error).message})`;
     }
     const pre = out.render(MESSAGE_OUTPUT_CHARS);
-    let head = summary(result, timeoutS);
+    let head = approvedBy + summary(result, timeoutS);
     if (out.truncated || out.text().length > MESSAGE_OUTPUT_CHARS) {
       head += ` · ${await attachWhole(resultRecord ?? record, full)}`;
     }
     sink.final(true, { head, pre, tail });
+  }
+
+  /**
+   * Holds the command for another operator: records the request, tells the
+   * room how to approve it, and waits. Resolves to the approval, or null once
+   * the command was answered otherwise (rejected, expired, withdrawn).
+   */
+  async function holdForApproval(
+    rule: string,
+    reason: string,
+  ): Promise<{ by: string; record: AuditRecord } | null> {
+    let held: Held;
+    try {
+      held = await ctx.approvals.hold(origin, rule);
+    } catch (e) {
+      sink.final(false, {
+        head: `refused (deny.audit): the approval request cannot be recorded: ${
+          (e as Error).message
+        }`,
+      });
+      return null;
+    }
+    withdraw = (why) => ctx.approvals.withdraw(held.id, why);
+    if (cancelReason !== null) withdraw(cancelReason);
+    const others = ctx.config.allowedUsers.filter((u) => u !== origin.sender);
+    const until = new Date(held.expiresAt).toISOString().slice(11, 19);
+    sink.held({
+      head: `held for approval #${held.id}: ${reason}. ` +
+        (others.length === 0
+          ? "No other operator is allowed (TIBET_NC_ALLOWED_USERS), so nobody can approve it."
+          : `Another operator (${others.join(", ")}) sends \`approve ${held.id}\` or ` +
+            `\`reject ${held.id}\` before ${until} UTC (TIBET_NC_APPROVAL_TIMEOUT); ` +
+            `\`cancel\` withdraws it.`) +
+        // No provenance line yet: that marks the answer, which comes with the decision.
+        ` (request recorded as #${held.request.seq})`,
+    });
+    const d = await held.decision;
+    withdraw = null;
+    if (d.kind === "approve") return d;
+    const tail = d.record ? provenance(d.record) : provenance(held.request);
+    const head = d.kind === "reject"
+      ? `rejected by ${d.by}: not run`
+      : d.kind === "expire"
+      ? `expired: no approval within ${ctx.config.approvalTimeout} s; not run`
+      : `withdrawn (${d.reason}): not run`;
+    sink.final(false, { head, tail });
+    return null;
+  }
+
+  /** `approve ID` / `reject ID` from another operator: decides a held command. */
+  async function decideHeld(verb: "approve" | "reject", id: string): Promise<void> {
+    let r;
+    try {
+      r = await ctx.approvals.rule(origin, verb, id);
+    } catch (e) {
+      return sink.final(false, {
+        head: `refused (deny.audit): the ${verb} cannot be recorded: ${(e as Error).message}`,
+      });
+    }
+    if (!r.ok) return await refuse(r.rule, r.reason);
+    const what = verb === "approve"
+      ? `approved #${r.held.id} of ${r.held.requester}: it runs now; its output answers their command`
+      : `rejected #${r.held.id} of ${r.held.requester}: it does not run`;
+    sink.final(true, { head: what, pre: r.held.text, tail: provenance(r.record) });
   }
 
   /**

@@ -75,6 +75,25 @@ export async function interruptedAnswer(
       : `ended with exit ${c.exit_code}`;
     return { head: `${lead}: it ${how}; its output is lost`, tail: provenance(last) };
   }
+  if (last.token.token_type.startsWith("nc.approval.")) {
+    // Held for approval when the agent stopped: held commands do not survive a
+    // restart, so it expires now and no later approval can run it.
+    const request = records.findLast((r) => r.token.token_type === "nc.approval.request");
+    const rec = last.token.token_type === "nc.approval.expire" ? last : await audit.append({
+      token_type: "nc.approval.expire",
+      actor: "tibet-nc",
+      erin: u.eventId,
+      eraan: [u.eventId],
+      eromheen: { hostname, room: u.roomId, reason: "the agent restarted while it was held" },
+      erachter: ERACHTER,
+      parent: request,
+    });
+    return {
+      head: `expired: the agent restarted while this command waited for approval; ` +
+        `it does not run; send it again`,
+      tail: provenance(rec),
+    };
+  }
   if (last.token.token_type === "nc.airlock.deny") {
     return { head: `refused (${c.rule}): ${c.reason} (${lead})`, tail: provenance(last) };
   }

@@ -43,6 +43,9 @@ export async function runMonitor(
   Deno.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   checkHelpers();
   const exec = await execIdentity(config.execUser, config.execAsSelf);
+  const approvedExec = config.approvedExecUser === null
+    ? undefined
+    : await execIdentity(config.approvedExecUser, false, "TIBET_NC_APPROVED_EXEC_USER");
   for (const w of weakenedGuarantees(config)) log(`warning: ${w.variable} (weaker): ${w.givesUp}`);
   const loaded = await loadPolicy(config.policyFile ?? undefined).catch((e) => {
     throw new ConfigError("TIBET_NC_POLICY_FILE", (e as Error).message);
@@ -87,7 +90,7 @@ export async function runMonitor(
     }
   });
   const requests = requestHandler(
-    { config, policy, exec, audit, log, realFileDirs, recorder },
+    { config, policy, exec, audit, log, realFileDirs, recorder, approvedExec },
     send,
   );
 

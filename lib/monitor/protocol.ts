@@ -75,6 +75,8 @@ export type ToWorker =
   | { type: "start"; config: Config; execAs: string; verbose: boolean; chain: ChainInfo }
   | { type: "stop" }
   | { type: "progress"; id: number; elapsedMs: number; text: string }
+  /** Run `id` waits for another operator's approval; `parts` says how to give it. */
+  | { type: "held"; id: number; parts: ReplyParts; head: ChainHead }
   | { type: "final"; id: number; ran: boolean; parts: ReplyParts; head: ChainHead }
   | { type: "recorded"; id: number; tail: string; head: ChainHead }
   | { type: "answers"; id: number; answers: InterruptedAnswer[]; head: ChainHead }

@@ -66,6 +66,7 @@ function appendFor(
   origin: CommandOrigin,
   token_type: string,
   eromheen: JsonObject,
+  parent?: AuditRecord,
 ): Promise<AuditRecord> {
   return audit.append({
     token_type,
@@ -74,6 +75,7 @@ function appendFor(
     eraan: [origin.eventId],
     eromheen: { room: origin.roomId, ...eromheen },
     erachter: ERACHTER,
+    parent,
   });
 }
 
@@ -88,18 +90,19 @@ export function appendDeny(
   return appendFor(audit, origin, "nc.airlock.deny", { hostname, verdict: "deny", rule, reason });
 }
 
-/** Appends the record that lets `origin` run. */
+/** Appends the record that lets `origin` run; `parent`: the approval that let it. */
 export function appendExecute(
   audit: AuditLog,
   hostname: string,
   origin: CommandOrigin,
   context: JsonObject,
+  parent?: AuditRecord,
 ): Promise<AuditRecord> {
   return appendFor(audit, origin, "nc.command.execute", {
     hostname,
     verdict: "allow",
     ...context,
-  });
+  }, parent);
 }
 
 /** Appends the record of a file sent with a command's answer (its complete output). */

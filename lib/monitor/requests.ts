@@ -11,6 +11,7 @@ import { type MonitorContext, type Pending, startCommand } from "./command_run.t
 import { answerUnfinished } from "./interrupted.ts";
 import type { ToMonitor, ToWorker } from "./protocol.ts";
 import { type FileChannel, fileChannel } from "./file_channel.ts";
+import { type Approvals, createApprovals } from "./approvals.ts";
 import { appendRequested, BadRequestError, checkOrigin } from "./records.ts";
 
 /** The event ids remembered as run, beyond those in the log's recent tail. */
@@ -25,10 +26,14 @@ export interface RequestHandler {
 
 /** Builds the handler; `send` delivers to the worker, transferring `transfer`. */
 export function requestHandler(
-  ctx: MonitorContext,
+  context: Omit<MonitorContext, "approvals"> & { approvals?: Approvals },
   send: (m: ToWorker, transfer?: Transferable[]) => void,
 ): RequestHandler {
-  const { config, audit, log } = ctx;
+  const { config, audit, log } = context;
+  const ctx: MonitorContext = {
+    ...context,
+    approvals: context.approvals ?? createApprovals(audit, config, log),
+  };
   const pending = new Map<number, Pending>();
   // File bytes of running commands, and the worker's word on each file it sent.
   const channels = new Map<number, FileChannel>();
@@ -56,11 +61,12 @@ export function requestHandler(
           } catch (e) {
             return refuse("deny.request", (e as Error).message);
           }
-          if (pending.size >= config.maxConcurrent) {
+          const running = [...pending.values()].filter((p) => !p.held).length;
+          if (running >= config.maxConcurrent) {
             // The worker counts too; this holds even if it does not.
             return refuse(
               "deny.busy",
-              `${pending.size} commands are running (TIBET_NC_MAX_CONCURRENT)`,
+              `${running} commands are running (TIBET_NC_MAX_CONCURRENT)`,
             );
           }
           const channel = fileChannel(m.id, send);
@@ -69,6 +75,7 @@ export function requestHandler(
             progress: (elapsedMs, text) => send({ type: "progress", id: m.id, elapsedMs, text }),
             final: (didRun, parts) =>
               send({ type: "final", id: m.id, ran: didRun, parts, head: audit.head() }),
+            held: (parts) => send({ type: "held", id: m.id, parts, head: audit.head() }),
             async sendFile(name, size, body) {
               const answer = new Promise<string | null>((r) => sent.set(m.id, r));
               send({ type: "file-out", id: m.id, name, size });

@@ -9,7 +9,7 @@
 import { parseCommand } from "../exec/parse.ts";
 import { baseName, resolveProgram } from "../exec/resolve.ts";
 import { judge, type Verdict } from "./judge.ts";
-import type { Policy } from "./policy_file.ts";
+import { type Policy, policyFor } from "./policy_file.ts";
 
 /** Bin dir used when neither `--bin-dir` nor `TIBET_NC_BIN_DIR` is given. */
 export const DEFAULT_BIN_DIR = "/usr/local/tibet-nc-bin";
@@ -38,13 +38,16 @@ export interface CheckedCommand extends Verdict {
  * `deny.resolve`, unless the built-in rules refuse the typed name anyway
  * (`/sbin/reboot` is reported as `deny.power`, the real reason). In a pipeline
  * each stage is judged on its own, and every stage after the first as one that
- * reads a pipe (`lib/policy/rules/pipe_input.ts`).
+ * reads a pipe (`lib/policy/rules/pipe_input.ts`). `sender` adds that operator's
+ * own rules (the policy file's `operators`).
  */
 export async function checkCommand(
   text: string,
   binDir: string,
-  policy: Policy,
+  common: Policy,
+  sender?: string,
 ): Promise<CheckedCommand> {
+  const policy = policyFor(common, sender);
   const parsed = parseCommand(text);
   if (!parsed.ok) return { verdict: "deny", rule: "deny.parse", reason: parsed.reason };
   const stages: CheckedStage[] = [];
@@ -63,6 +66,15 @@ export async function checkCommand(
     }
   }
   if (stages.length === 1) return { ...stages[0], stages };
+  const held = stages.findIndex((s) => s.verdict === "approve");
+  if (held >= 0) {
+    return {
+      verdict: "approve",
+      rule: stages[held].rule,
+      reason: `stage ${held + 1} (${stages[held].argv[0]}): ${stages[held].reason}`,
+      stages,
+    };
+  }
   return {
     verdict: "allow",
     rule: stages.map((s) => s.rule).join(" | "),

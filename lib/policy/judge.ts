@@ -48,8 +48,9 @@
  * - `deny.chmod-root`: chmod/chown/chgrp -R of `/` or a top-level dir.
  * - `deny.kernel`: insmod rmmod modprobe. `deny.logs`: journalctl --vacuum-*,
  *   --rotate, --flush … (the journal is part of the audit trail).
- * - From the policy file: `deny.policy:<pattern>`, `deny.not-allowlisted`,
- *   `allow.policy:<pattern>`; otherwise `allow.default`.
+ * - From the policy file: `deny.policy:<pattern>`, `approve.policy:<pattern>` (held
+ *   for another operator's approval), `deny.not-allowlisted`, `allow.policy:<pattern>`;
+ *   otherwise `allow.default`.
  *
  * Wrappers are refused outright rather than judged by the program they wrap:
  * every wrapper has its own option syntax, and one missed option would let the
@@ -65,7 +66,8 @@ import { matches, type Policy } from "./policy_file.ts";
 
 /** Outcome of {@linkcode judge}. */
 export interface Verdict {
-  verdict: "allow" | "deny";
+  /** `approve`: allowed once another operator approves it (the policy's `approve` list). */
+  verdict: "allow" | "deny" | "approve";
   /** Stable id of the deciding rule, e.g. `deny.power`, `allow.default`. */
   rule: string;
   /** One sentence for the operator. */
@@ -136,6 +138,14 @@ export function judge(argv: string[], ctx: ProgramContext, policy: Policy): Verd
   const denied = policy.deny.find((p) => matches(p, argv, programs));
   if (denied) {
     return deny(`deny.policy:${denied.text}`, `refused by the policy pattern "${denied.text}"`);
+  }
+  const held = (policy.approve ?? []).find((p) => matches(p, argv, [normName(ctx.name)]));
+  if (held) {
+    return {
+      verdict: "approve",
+      rule: `approve.policy:${held.text}`,
+      reason: `"${held.text}" needs another operator's approval`,
+    };
   }
   const allowed = policy.allow.find((p) => matches(p, argv, [normName(ctx.name)]));
   if (allowed) {

@@ -1,7 +1,9 @@
 /**
  * The administrator's policy file: `{"mode": "denylist"|"allowlist", "allow":
- * [...], "deny": [...]}`, its patterns and how they match an argv. Patterns come
- * after the built-in rules and cannot override them.
+ * [...], "deny": [...], "approve": [...], "operators": [...]}`, its patterns and
+ * how they match an argv. Patterns come after the built-in rules and cannot
+ * override them. `approve` holds a command for a second operator's approval;
+ * `operators` gives some operators their own lists on top of the common ones.
  * @module
  */
 
@@ -12,12 +14,26 @@ export interface Pattern {
   tokens: string[];
 }
 
+/** Rules of some operators, on top of the common ones. */
+export interface OperatorRules {
+  users: string[];
+  /** Replaces the common mode for these operators, if set. */
+  mode?: "denylist" | "allowlist";
+  allow: Pattern[];
+  deny: Pattern[];
+  approve: Pattern[];
+}
+
 /** The effective command policy. */
 export interface Policy {
-  /** `allowlist`: only commands matching an `allow` pattern run. */
+  /** `allowlist`: only commands matching an `allow` pattern (or `approve`, once approved) run. */
   mode: "denylist" | "allowlist";
   allow: Pattern[];
   deny: Pattern[];
+  /** Commands held until another operator approves them. @default {[]} */
+  approve?: Pattern[];
+  /** Per-operator rules; {@linkcode policyFor} merges them in. @default {[]} */
+  operators?: OperatorRules[];
   /** The file it came from, or null for the built-in default. */
   source: string | null;
   /**
@@ -47,7 +63,61 @@ export function matches(pattern: Pattern, argv: string[], programs: string[]): b
   return argv.length === t.length;
 }
 
-const KEYS = new Set(["mode", "allow", "deny"]);
+const KEYS = new Set(["mode", "allow", "deny", "approve", "operators"]);
+const OPERATOR_KEYS = new Set(["users", "mode", "allow", "deny", "approve"]);
+const USER_ID = /^@[^:\s]+:[^\s]+$/;
+
+/**
+ * The policy as it applies to `sender`: the common lists plus those of every
+ * `operators` entry naming the sender (an entry's mode replaces the common one).
+ */
+export function policyFor(policy: Policy, sender: string | undefined): Policy {
+  const mine = (policy.operators ?? []).filter((o) => sender && o.users.includes(sender));
+  if (mine.length === 0) return policy;
+  return {
+    ...policy,
+    mode: mine.findLast((o) => o.mode)?.mode ?? policy.mode,
+    allow: [...policy.allow, ...mine.flatMap((o) => o.allow)],
+    deny: [...policy.deny, ...mine.flatMap((o) => o.deny)],
+    approve: [...(policy.approve ?? []), ...mine.flatMap((o) => o.approve)],
+    operators: [],
+  };
+}
+
+function parseOperators(value: unknown, fail: (m: string) => never): OperatorRules[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    fail('"operators" must be an array like [{"users": ["@a:example.org"], "allow": [...]}]');
+  }
+  return (value as unknown[]).map((o, i) => {
+    const where = `"operators"[${i}]`;
+    if (typeof o !== "object" || o === null || Array.isArray(o)) fail(`${where} must be an object`);
+    const e = o as Record<string, unknown>;
+    for (const k of Object.keys(e)) {
+      if (!OPERATOR_KEYS.has(k)) {
+        fail(`${where}: unknown key "${k}" (allowed: users, mode, allow, deny, approve)`);
+      }
+    }
+    if (!Array.isArray(e.users) || e.users.length === 0) {
+      fail(`${where}: "users" must be a non-empty array of Matrix user ids`);
+    }
+    for (const u of e.users as unknown[]) {
+      if (typeof u !== "string" || !USER_ID.test(u)) {
+        fail(`${where}: ${JSON.stringify(u)} is not a Matrix user id (@name:server)`);
+      }
+    }
+    if (e.mode !== undefined && e.mode !== "denylist" && e.mode !== "allowlist") {
+      fail(`${where}: "mode" must be "denylist" or "allowlist"`);
+    }
+    return {
+      users: e.users as string[],
+      mode: e.mode as OperatorRules["mode"],
+      allow: parsePatterns(e.allow, `${where}.allow`, fail),
+      deny: parsePatterns(e.deny, `${where}.deny`, fail),
+      approve: parsePatterns(e.approve, `${where}.approve`, fail),
+    };
+  });
+}
 
 function parsePatterns(value: unknown, key: string, fail: (m: string) => never): Pattern[] {
   if (value === undefined) return [];
@@ -89,7 +159,9 @@ export function parsePolicy(value: unknown, source: string): Policy {
   }
   const obj = value as Record<string, unknown>;
   for (const k of Object.keys(obj)) {
-    if (!KEYS.has(k)) fail(`unknown key "${k}" (allowed: mode, allow, deny)`);
+    if (!KEYS.has(k)) {
+      fail(`unknown key "${k}" (allowed: mode, allow, deny, approve, operators)`);
+    }
   }
   if (obj.mode !== "denylist" && obj.mode !== "allowlist") {
     fail(`"mode" must be "denylist" or "allowlist", not ${JSON.stringify(obj.mode ?? null)}`);
@@ -98,6 +170,8 @@ export function parsePolicy(value: unknown, source: string): Policy {
     mode: obj.mode as Policy["mode"],
     allow: parsePatterns(obj.allow, "allow", fail),
     deny: parsePatterns(obj.deny, "deny", fail),
+    approve: parsePatterns(obj.approve, "approve", fail),
+    operators: parseOperators(obj.operators, fail),
     source,
   };
 }

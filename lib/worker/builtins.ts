@@ -30,10 +30,12 @@ Built-ins:
   status    the agent's state
   chain     the audit chain head, record count and signing key
   jobs      running commands
-  cancel N  stop running command #N (or the last one)
+  pending   commands held for another operator's approval
+  cancel N  stop running command #N (or the last one); withdraw a held one (yours only)
+  approve ID / reject ID   decide another operator's held command
   exit      close the session (recorded; the agent keeps running)`;
 
-const BUILTINS = new Set(["help", "status", "chain", "jobs", "cancel", "exit"]);
+const BUILTINS = new Set(["help", "status", "chain", "jobs", "pending", "cancel", "exit"]);
 
 /**
  * True when `words` is a built-in: its name alone, or `cancel` with one argument.
@@ -63,7 +65,8 @@ export function runBuiltin(words: string[], ctx: BuiltinContext, sender: string)
           `host:        ${ctx.config.hostname}`,
           `uptime:      ${duration(Date.now() - ctx.startedAt)}`,
           `commands:    ${ctx.counters.commands} run, ${ctx.counters.refused} refused`,
-          `running:     ${ctx.jobs.size} of at most ${ctx.config.maxConcurrent}`,
+          `running:     ${ctx.jobs.running().length} of at most ${ctx.config.maxConcurrent}`,
+          `held:        ${ctx.jobs.size - ctx.jobs.running().length} waiting for approval`,
           `runs as:     ${ctx.execAs}`,
           `bin dir:     ${ctx.config.binDir}`,
           `timebox:     ${ctx.config.timebox} s`,
@@ -81,8 +84,17 @@ export function runBuiltin(words: string[], ctx: BuiltinContext, sender: string)
           `verify with: tibet-nc audit verify --pubkey ${pubkeyHex} --head ${head.l4}`,
         ].join("\n"),
       };
+    case "pending": {
+      const held = ctx.jobs.list().filter((j) => j.held);
+      if (held.length === 0) return { head: "no commands wait for approval" };
+      return {
+        pre: held.map((j) =>
+          `#${j.id}  ${duration(Date.now() - j.startedAt).padEnd(7)} ${j.sender}  ${j.text}`
+        ).join("\n"),
+      };
+    }
     case "jobs": {
-      const list = ctx.jobs.list();
+      const list = ctx.jobs.running();
       if (list.length === 0) return { head: "no running commands" };
       return {
         pre: list.map((j) =>
@@ -96,8 +108,13 @@ export function runBuiltin(words: string[], ctx: BuiltinContext, sender: string)
       if (!job) {
         return { head: words[1] ? `no running command ${words[1]}` : "no running commands" };
       }
-      job.handle.cancel(`cancelled by ${sender}`);
-      return { head: `cancelling #${job.id}: ${job.text}` };
+      if (job.held && job.sender !== sender) {
+        return {
+          head: `#${job.id} waits for approval; only ${job.sender}, who asked, can withdraw it`,
+        };
+      }
+      job.handle.cancel(`${job.held ? "withdrawn" : "cancelled"} by ${sender}`);
+      return { head: `${job.held ? "withdrawing" : "cancelling"} #${job.id}: ${job.text}` };
     }
     default:
       return { head: "session closed (recorded in the chain); send a command to start again" };

@@ -133,12 +133,13 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
       return;
     }
 
-    if (jobs.size >= config.maxConcurrent) {
+    const running = jobs.running().length;
+    if (running >= config.maxConcurrent) {
       return await refuse(
         cmd,
         reply,
         "deny.busy",
-        `${jobs.size} commands are running (TIBET_NC_MAX_CONCURRENT); try again when one ends, or \`cancel\` one`,
+        `${running} commands are running (TIBET_NC_MAX_CONCURRENT); try again when one ends, or \`cancel\` one`,
       );
     }
     await execute(cmd, reply);
@@ -160,13 +161,24 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
         else await reply.edit(replyId, parts);
       }).catch((e) => log(`cannot stream #${job.id}: ${(e as Error).message}`));
     };
-    const run = monitor.run(origin(cmd), (elapsedMs, body) => {
-      latest = {
-        head: `running #${job.id} (${Math.round(elapsedMs / 1000)} s): ${text}`,
-        pre: body,
-      };
-      flush();
-    }, runFiles(cmd, reply));
+    const run = monitor.run(
+      origin(cmd),
+      (elapsedMs, body) => {
+        job.held = false;
+        latest = {
+          head: `running #${job.id} (${Math.round(elapsedMs / 1000)} s): ${text}`,
+          pre: body,
+        };
+        flush();
+      },
+      runFiles(cmd, reply),
+      (parts) => {
+        // Held for approval: the reply says how to approve; a run or a final edits it.
+        job.held = true;
+        latest = parts;
+        flush();
+      },
+    );
     const job = jobs.add({
       eventId: cmd.eventId,
       sender: cmd.sender,

@@ -16,6 +16,8 @@ export interface Job {
   text: string;
   startedAt: number;
   handle: RunJob;
+  /** Waiting for another operator's approval: listed by `pending`, not counted as running. */
+  held?: boolean;
 }
 
 /** The set of running jobs. */
@@ -23,6 +25,8 @@ export interface Jobs {
   add(job: Omit<Job, "id">): Job;
   remove(job: Job): void;
   list(): Job[];
+  /** Jobs that run (not held for approval). */
+  running(): Job[];
   /** Finds a job by its number or its command's event id. */
   find(ref: string): Job | undefined;
   readonly size: number;
@@ -40,6 +44,7 @@ export function createJobs(): Jobs {
     },
     remove: (job) => void jobs.delete(job.id),
     list: () => [...jobs.values()],
+    running: () => [...jobs.values()].filter((j) => !j.held),
     find: (ref) =>
       jobs.get(Number(ref.replace(/^#/, ""))) ?? [...jobs.values()].find((j) => j.eventId === ref),
     get size() {

@@ -51,6 +51,7 @@ export interface Monitor {
     origin: CommandOrigin,
     onProgress: (elapsedMs: number, text: string) => void,
     files?: RunFiles,
+    onHeld?: (parts: ReplyParts) => void,
   ): RunJob;
   /** What became of an earlier run's unfinished commands (asked once, at start). */
   interrupted(unfinished: Unfinished[]): Promise<InterruptedAnswer[]>;
@@ -67,6 +68,7 @@ export function monitorClient(
   let chain = initial;
   const waiting = new Map<number, (m: ToWorker) => void>();
   const progress = new Map<number, (elapsedMs: number, text: string) => void>();
+  const holds = new Map<number, (parts: ReplyParts) => void>();
   const transfers = new Map<number, { files: RunFiles; channel: FileChannel }>();
 
   /** The monitor's file requests for a run: each answered, never left waiting. */
@@ -101,15 +103,17 @@ export function monitorClient(
       const r = await ask({ type: "record", id: next++, origin, entry });
       return r.type === "recorded" ? r.tail : "(not recorded: no answer from the monitor)";
     },
-    run(origin, onProgress, files) {
+    run(origin, onProgress, files, onHeld) {
       const id = next++;
       progress.set(id, onProgress);
+      if (onHeld) holds.set(id, onHeld);
       if (files) transfers.set(id, { files, channel: fileChannel(id, post) });
       const request: ToMonitor = files?.attachment
         ? { type: "run", id, origin, attachment: files.attachment }
         : { type: "run", id, origin };
       const done = ask(request).then((r): Final => {
         progress.delete(id);
+        holds.delete(id);
         transfers.get(id)?.channel.close("the command has ended");
         transfers.delete(id);
         return r.type === "final"
@@ -131,6 +135,10 @@ export function monitorClient(
     monitor,
     receive(m) {
       if (m.type === "progress") return progress.get(m.id)?.(m.elapsedMs, m.text);
+      if (m.type === "held") {
+        setHead(m.head);
+        return holds.get(m.id)?.(m.parts);
+      }
       if (m.type === "file-out" || m.type === "file-in") return onFile(m);
       if (m.type === "file-data" || m.type === "file-end" || m.type === "file-ack") {
         return transfers.get(m.id)?.channel.deliver(m);

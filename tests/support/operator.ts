@@ -208,7 +208,7 @@ export async function startOperator(
       let found: MatrixEvent | undefined;
       await until(`a reply to ${eventId}`, () => {
         found = (seen.get(roomId) ?? []).find((ev) =>
-          ev.getContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id === eventId
+          ev.getOriginalContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id === eventId
         );
         return found !== undefined;
       }, timeoutMs);
