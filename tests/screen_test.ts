@@ -3,6 +3,7 @@ import { createScreen } from "../lib/screen/emulator.ts";
 import { isScreenCommand } from "../lib/screen/programs.ts";
 import { parsePrefixes } from "../lib/monitor/prefixes.ts";
 import { loadConfig } from "../lib/config/config.ts";
+import { childEnv } from "../lib/exec/child_env.ts";
 
 const enc = new TextEncoder();
 
@@ -90,4 +91,9 @@ Deno.test("prefixes: duration and watch out of range are refused with the limit"
   assert.deepEqual(p, { text: "ls -l", timeoutS: 30, screen: true });
   const d = parsePrefixes("duration=0 top", config);
   assert.ok("reason" in d && /1\.\.60 s/.test(d.reason), JSON.stringify(d));
+});
+
+Deno.test("only a screen program gets a real terminal type", () => {
+  assert.equal(childEnv({ binDir: "/b", home: "/h" }).TERM, "dumb");
+  assert.equal(childEnv({ binDir: "/b", home: "/h", screen: true }).TERM, "xterm-256color");
 });
