@@ -228,7 +228,8 @@ export function startCommand(
         gid: ctx.exec.gid ?? undefined,
       }, (chunk) => {
         out.push(chunk);
-        full.push(chunk);
+        // A screen is never sent as output.txt, so its bytes are kept only to be recorded.
+        if (!screen || ctx.recorder) full.push(chunk);
         screen?.push(chunk);
       });
     } catch (e) {
@@ -290,7 +291,9 @@ export function startCommand(
     const pre = screenText ?? out.render(MESSAGE_OUTPUT_CHARS);
     let head = summary(result, timeoutS);
     if (durationHit) {
-      head = `screen after ${durationS} s · stopped after the ${durationS} s duration, as asked`;
+      head = `stopped after the ${durationS} s duration, as asked · ${
+        (result.durationMs / 1000).toFixed(1)
+      } s`;
     }
     if (skipped > 0) {
       head += ` · ${

@@ -76,9 +76,9 @@ export async function runWatch(
   let runs = 0;
   let last: { out: OutputBuffer; result: PipelineResult; at: number } | null = null;
   let shown = "";
-  const show = (): string => shown;
-  // The first edit as soon as the first run has ended, then at most every EDIT_EVERY_MS.
-  const stopPushing = startPushing(show, sink.progress, started, 0);
+  const show = (): string => shown || "(the first run has not ended yet)";
+  // As a command's output: the first edit after STREAM_AFTER_MS, then at most every EDIT_EVERY_MS.
+  const stopPushing = startPushing(show, sink.progress, started);
   try {
     for (;;) {
       if (stopReason !== null) break;
