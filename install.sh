@@ -772,6 +772,8 @@ TIBET_NC_ALLOWED_USERS=@alice:example.org
 #TIBET_NC_COMMAND_TIMEOUT=60
 # Largest timeout an operator may ask for with timeout=N, in seconds.
 #TIBET_NC_COMMAND_TIMEOUT_MAX=3600
+# Longest a `watch=N` command runs before it stops by itself, in seconds.
+#TIBET_NC_WATCH_MAX=600
 # Output bytes after which a command is stopped.
 #TIBET_NC_MAX_OUTPUT_BYTES=4000000000
 # Seconds a command held by the policy's "approve" list waits for another operator's approval.

@@ -24,6 +24,8 @@ export interface Config {
   commandTimeout: number;
   /** Largest timeout an operator may ask for with `timeout=N`, in seconds. */
   commandTimeoutMax: number;
+  /** Longest a `watch=N` runs before it stops by itself, in seconds. */
+  watchMax: number;
   /** Output bytes after which a command is stopped. */
   maxOutputBytes: number;
   /** Commands running at once. */
@@ -301,6 +303,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     storePassphrase: take(() => readPassphrase(env), null),
     commandTimeout,
     commandTimeoutMax,
+    watchMax: take(() => seconds(env, "TIBET_NC_WATCH_MAX", 600, 86400), 600),
     maxOutputBytes: take(() => count(env, "TIBET_NC_MAX_OUTPUT_BYTES", 4_000_000_000, 1e12), 0),
     maxConcurrent: take(() => count(env, "TIBET_NC_MAX_CONCURRENT", 4, 1000), 4),
     rateLimit: take(() => count(env, "TIBET_NC_RATE_LIMIT", 30, 100000), 30),

@@ -19,6 +19,12 @@ export interface ChildEnvOptions {
   home: string;
   /** Locale; `C.UTF-8` when absent, because output is decoded as UTF-8. */
   lang?: string;
+  /**
+   * A screen program (`lib/screen/programs.ts`), whose output a terminal
+   * emulator renders: it gets `TERM=xterm-256color`, since top and htop refuse
+   * or misdraw on `dumb`.
+   */
+  screen?: boolean;
 }
 
 /**
@@ -28,7 +34,8 @@ export interface ChildEnvOptions {
  * sequences are stripped anyway, so asking programs not to colour, move the
  * cursor or paint full screens gives smaller, cleaner output than
  * `xterm-256color` and makes screen-painting programs (top, editors) refuse or
- * degrade instead of drawing a screen nobody sees. There is deliberately no
+ * degrade instead of drawing a screen nobody sees. A screen program is the
+ * exception (`screen`): its screen is emulated and shown. There is deliberately no
  * `EDITOR` or `VISUAL`.
  *
  * @throws Error when `binDir` or `home` is not an absolute path, or `binDir`
@@ -47,7 +54,7 @@ export function childEnv(opts: ChildEnvOptions): Record<string, string> {
   return {
     PATH: binDir,
     HOME: home,
-    TERM: "dumb",
+    TERM: opts.screen ? "xterm-256color" : "dumb",
     LANG: opts.lang ?? "C.UTF-8",
     PAGER: "cat",
     SYSTEMD_PAGER: "cat",

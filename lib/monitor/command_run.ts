@@ -1,9 +1,11 @@
 /**
  * One command in the monitor, from the worker's run request to its final
- * answer: parse the `timeout=N` prefix, parse, resolve and judge the command
+ * answer: parse the prefixes (`prefixes.ts`), parse, resolve and judge the command
  * (once; each stage of a pipeline), fsync the execute record, run it under the
  * PTY as the exec user (a pipeline's stages connected by the monitor), push
  * its output as it grows, record the result, answer with the provenance line.
+ * A screen program's output goes through the terminal emulator and the answer
+ * is its screen (`lib/screen/`); `watch=N` goes to `watch_run.ts`.
  * Nothing runs unless its execute record is on disk.
  * @module
  */
@@ -27,16 +29,20 @@ import { isFileCommand } from "../files/request.ts";
 import { runFileCommand } from "./file_run.ts";
 import { type Approvals, type Held, RULING } from "./approvals.ts";
 import { appendAttachment, appendDeny, appendExecute } from "./records.ts";
+import { parsePrefixes, SCREEN_DURATION_DEFAULT_S } from "./prefixes.ts";
+import { startPushing } from "./push.ts";
+import { createScreen, type Screen } from "../screen/emulator.ts";
+import { isScreenCommand } from "../screen/programs.ts";
+import { runWatch } from "./watch_run.ts";
+
+export { EDIT_EVERY_MS, STREAM_AFTER_MS } from "./push.ts";
 
 /** The name of the attachment holding a command's complete output. */
 export const OUTPUT_FILE = "output.txt";
 /** Characters of output shown in one message (Matrix events are at most 64 KiB). */
 export const MESSAGE_OUTPUT_CHARS = 8000;
-const OUTPUT_KEEP_BYTES = 64 * 1024;
-/** A command still running after this gets a "running" reply, then edits. */
-export const STREAM_AFTER_MS = 2000;
-/** Minimum time between two pushes of a running command's output (homeserver rate limits). */
-export const EDIT_EVERY_MS = 3000;
+/** Raw bytes of output kept for the reply (head and tail, `output.ts`). */
+export const OUTPUT_KEEP_BYTES = 64 * 1024;
 
 /** What the monitor holds for running commands. */
 export interface MonitorContext {
@@ -96,6 +102,7 @@ export function startCommand(
   let handle: PipelineHandle | null = null;
   let stopFile: ((reason: string) => void) | null = null;
   let withdraw: ((reason: string) => void) | null = null;
+  let stopWatch: ((reason: string) => void) | null = null;
   const done = run().catch((e) => {
     ctx.log(`monitor error running ${origin.eventId}: ${(e as Error).stack ?? e}`);
     sink.final(false, { head: `failed: ${(e as Error).message}` });
@@ -106,6 +113,7 @@ export function startCommand(
       handle?.cancel(reason);
       stopFile?.(reason);
       withdraw?.(reason);
+      stopWatch?.(reason);
     },
     get held() {
       return withdraw !== null;
@@ -129,23 +137,13 @@ export function startCommand(
     if (alreadyRecorded(origin.eventId)) {
       return await refuse("deny.replay", `${origin.eventId} already ran; an event runs once`);
     }
-    // A leading `timeout=N` asks for a longer (or shorter) limit, within the maximum.
-    let text = origin.text;
-    let timeoutS = config.commandTimeout;
-    const t = text.match(/^timeout=(\d+)(s?)\s+(.*)$/s);
-    if (t) {
-      timeoutS = Number(t[1]);
-      text = t[3];
-      if (timeoutS < 1 || timeoutS > config.commandTimeoutMax) {
-        return await refuse(
-          "deny.timeout",
-          `timeout=${
-            t[1]
-          } is outside 1..${config.commandTimeoutMax} s (TIBET_NC_COMMAND_TIMEOUT_MAX)`,
-        );
-      }
-    }
+    const asked = parsePrefixes(origin.text, config);
+    if ("rule" in asked) return await refuse(asked.rule, asked.reason);
+    const { text, timeoutS } = asked;
     if (isFileCommand(text)) {
+      if (asked.watchS !== undefined || asked.durationS !== undefined || asked.screen) {
+        return await refuse("deny.file.prefix", "get and put take only timeout=N");
+      }
       return await runFileCommand(ctx, origin, text, sink, attachment, (stop) => {
         stopFile = stop;
         if (cancelReason !== null) stop(cancelReason);
@@ -176,12 +174,35 @@ export function startCommand(
       approvedBy = `approved by ${approver} · `;
       exec = ctx.approvedExec ?? ctx.exec;
     }
+    if (asked.screen && stages.length > 1) {
+      return await refuse("deny.screen", "screen=yes takes one command; a pipeline is a stream");
+    }
+    const isScreen = asked.screen ?? isScreenCommand(
+      checked.stages!.map((s) => ({ argv: s.argv, name: s.argv[0], realName: s.realName ?? "" })),
+      false,
+    );
+    if (asked.watchS !== undefined && isScreen) {
+      return await refuse(
+        "deny.watch",
+        `${
+          stages[0].argv[0]
+        } is a screen program and repaints by itself: use duration=N, not watch=N`,
+      );
+    }
+    // A screen program is stopped after its duration: it would paint until the timeout.
+    const durationS = asked.durationS ??
+      (isScreen ? Math.min(SCREEN_DURATION_DEFAULT_S, timeoutS) : undefined);
     // L4 step 5: nothing runs unless its record is on disk.
     let record: AuditRecord;
     try {
       record = await appendExecute(ctx.audit, config.hostname, origin, {
         rule: checked.rule,
         timeout_s: timeoutS,
+        ...(isScreen ? { screen: true } : {}),
+        ...(durationS !== undefined ? { duration_s: durationS } : {}),
+        ...(asked.watchS !== undefined
+          ? { watch_s: asked.watchS, watch_max_s: config.watchMax }
+          : {}),
         // A pipeline names every stage: what ran, and the rule that let it.
         ...(stages.length > 1
           ? {
@@ -204,48 +225,72 @@ export function startCommand(
       return await finishFailed(record, "cancelled", `${cancelReason} before it started`);
     }
 
+    if (asked.watchS !== undefined) {
+      return await runWatch(ctx, origin, sink, {
+        text,
+        stages,
+        record,
+        timeoutS,
+        watchS: asked.watchS,
+        onStop: (stop) => {
+          stopWatch = stop;
+          if (cancelReason !== null) stop(cancelReason);
+        },
+      });
+    }
+
     const out = createOutputBuffer(OUTPUT_KEEP_BYTES);
     const full = createFullOutput(config.fullOutputBytes);
+    const screen: Screen | null = isScreen ? createScreen() : null;
     const started = Date.now();
+    let durationHit = false;
     try {
       handle = runPipeline({
         stages,
-        env: childEnv({ binDir: config.binDir, home: exec.home }),
+        env: childEnv({ binDir: config.binDir, home: exec.home, screen: isScreen }),
         cwd: "/",
-        timeoutMs: timeoutS * 1000,
+        // The duration's stop must come first when it equals the timeout.
+        timeoutMs: timeoutS * 1000 + (durationS === timeoutS ? 1000 : 0),
         maxOutputBytes: config.maxOutputBytes,
         uid: exec.uid ?? undefined,
         gid: exec.gid ?? undefined,
       }, (chunk) => {
         out.push(chunk);
-        full.push(chunk);
+        // A screen is never sent as output.txt, so its bytes are kept only to be recorded.
+        if (!screen || ctx.recorder) full.push(chunk);
+        screen?.push(chunk);
       });
     } catch (e) {
+      screen?.dispose();
       return await finishFailed(record, "deny.exec", (e as Error).message);
     }
+    const stopAfter = durationS === undefined ? undefined : setTimeout(() => {
+      durationHit = true;
+      handle?.cancel(`stopped after the ${durationS} s duration, as asked`);
+    }, durationS * 1000);
 
     // Pushed, not polled: the first after STREAM_AFTER_MS, then when the output changed.
-    let shown: string | null = null;
-    const push = () => {
-      const body = out.render(MESSAGE_OUTPUT_CHARS);
-      if (body === shown) return;
-      shown = body;
-      sink.progress(Date.now() - started, body);
-    };
-    let streamer: ReturnType<typeof setInterval> | undefined;
-    const first = setTimeout(() => {
-      push();
-      streamer = setInterval(push, EDIT_EVERY_MS);
-    }, STREAM_AFTER_MS);
+    const stopPushing = startPushing(
+      () => screen?.render() ?? out.render(MESSAGE_OUTPUT_CHARS),
+      sink.progress,
+      started,
+    );
     let result;
     try {
       result = await handle.done;
+      await screen?.settled();
     } catch (e) {
+      screen?.dispose();
       return await finishFailed(record, "deny.exec", (e as Error).message);
     } finally {
-      clearTimeout(first);
-      clearInterval(streamer);
+      clearTimeout(stopAfter);
+      stopPushing();
     }
+    // A cancel that came during the duration's stop is the operator's, not the duration's.
+    durationHit &&= result.cancelReason?.startsWith("stopped after") === true;
+    const screenText = screen?.render() ?? null;
+    const skipped = screen?.skippedBytes ?? 0;
+    screen?.dispose();
     // Before the result record, so that record signs the recording's hash; it never throws.
     const recording = await ctx.recorder?.save(record.seq, full) ?? {};
     let tail: string;
@@ -260,7 +305,9 @@ export function startCommand(
           eromheen: {
             output_bytes: result.totalBytes,
             timed_out: result.timedOut,
-            cancelled: result.cancelled,
+            cancelled: result.cancelled && !durationHit,
+            ...(durationHit ? { stopped_after_duration_s: durationS! } : {}),
+            ...(screen ? { screen_skipped_bytes: skipped } : {}),
             ...(stages.length > 1 ? { stage_exit_codes: result.stageCodes } : {}),
             ...recording,
           },
@@ -269,9 +316,20 @@ export function startCommand(
     } catch (e) {
       tail = `${provenance(record)} (result not recorded: ${(e as Error).message})`;
     }
-    const pre = out.render(MESSAGE_OUTPUT_CHARS);
+    const pre = screenText ?? out.render(MESSAGE_OUTPUT_CHARS);
     let head = approvedBy + summary(result, timeoutS);
-    if (out.truncated || out.text().length > MESSAGE_OUTPUT_CHARS) {
+    if (durationHit) {
+      head = `${approvedBy}stopped after the ${durationS} s duration, as asked · ${
+        (result.durationMs / 1000).toFixed(1)
+      } s`;
+    }
+    if (skipped > 0) {
+      head += ` · ${
+        formatBytes(skipped)
+      } of screen updates skipped (the program drew faster than the emulator reads)`;
+    }
+    // A screen's raw bytes are escape sequences, not text worth a file: the screen is the answer.
+    if (!screen && (out.truncated || out.text().length > MESSAGE_OUTPUT_CHARS)) {
       head += ` · ${await attachWhole(resultRecord ?? record, full)}`;
     }
     sink.final(true, { head, pre, tail });

@@ -20,6 +20,8 @@ export interface CheckedStage extends Verdict {
   argv: string[];
   /** The program's path in the bin dir; absent when it did not resolve. */
   path?: string;
+  /** Base name of that path with every symlink resolved (what actually runs). */
+  realName?: string;
 }
 
 /** A {@linkcode Verdict} on the whole line plus what was judged, so the caller runs exactly that. */
@@ -97,5 +99,5 @@ async function checkStage(
     return { verdict: "deny", rule: "deny.resolve", reason: found.reason, argv };
   }
   const v = judge(argv, { name: found.name, realName: found.realName, piped }, policy);
-  return { ...v, argv, path: found.path };
+  return { ...v, argv, path: found.path, realName: found.realName };
 }

@@ -24,6 +24,9 @@ export interface BuiltinContext {
 const HELP = `tibet-nc: send "$ <command>" (in the control room the "$ " may be left out).
 Commands run without a shell, from the allowlisted bin dir, under a pseudo-terminal.
   timeout=N <command>   allow up to N seconds (within the configured maximum)
+  duration=N <command>  a screen program (top, htop, ...): show its screen for N s (default 5)
+  screen=yes <command>  render the command's output as a terminal screen (screen=no: plain)
+  watch=N <command>     run it every N s (N >= 2), one reply edited, until cancel
   a | b | c             a pipeline: each stage judged on its own, connected by the agent
 Built-ins:
   help      this text
