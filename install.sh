@@ -756,6 +756,13 @@ TIBET_NC_ALLOWED_USERS=@alice:example.org
 #TIBET_NC_ROOM=!roomid:example.org
 # Name used in replies and TIBET tokens (default: the host name).
 #TIBET_NC_HOSTNAME=
+# yes: this room holds several agents (a fleet): a command runs only where it is targeted
+# (@web-1 $ uptime, @web-* $ df -h, @role=db $ ..., @all $ ...); untargeted ones run nowhere.
+#TIBET_NC_FLEET=no
+# yes: in a fleet, this agent answers an untargeted command with how to target (set it on one agent per room).
+#TIBET_NC_FLEET_HINT=no
+# Tags a fleet command can select this agent by: comma-separated key=value (e.g. role=db,dc=ams).
+#TIBET_NC_TAGS=
 # State dir: crypto store, sync token, audit log, signing key (must be absolute).
 #TIBET_NC_STATE_DIR=/var/lib/tibet-nc
 # Only executables in this dir can run; install.sh fills it with read-only diagnostics.

@@ -8,7 +8,7 @@
 // matrix-js-sdk into the monitor (for login and doctor) as well as into the
 // agent's Worker, about 0.2 s of start-up and 20 MiB that the monitor never uses.
 
-const VERSION = "0.1.0";
+import { VERSION } from "./lib/version.ts";
 
 const USAGE =
   `tibet-nc ${VERSION}: commands from an end-to-end-encrypted Matrix room, run on this host

@@ -746,7 +746,8 @@ Deno.test("the installed bin dir under the agent's policy: systemctl status runs
 });
 
 Deno.test("tibet-nc.env.example documents every variable of config.ts and loads once a token is set", () => {
-  const source = Deno.readTextFileSync(`${REPO}/lib/config/config.ts`);
+  const source = ["config.ts", "fleet_config.ts"]
+    .map((f) => Deno.readTextFileSync(`${REPO}/lib/config/${f}`)).join("\n");
   const names = new Set(
     [...source.matchAll(/"((?:TIBET_NC|MATRIX|BRAIN)_[A-Z_]+)"/g)].map((m) => m[1]),
   );

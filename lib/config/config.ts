@@ -4,8 +4,10 @@
  * @module
  */
 
+import { type FleetConfig, loadFleetConfig } from "./fleet_config.ts";
+
 /** Validated agent configuration. */
-export interface Config {
+export interface Config extends FleetConfig {
   homeserver: string;
   userId: string;
   accessToken: string;
@@ -289,14 +291,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
     return k;
   }, null);
+  const hostname = optional(env, "TIBET_NC_HOSTNAME") ?? Deno.hostname();
+  const fleet = loadFleetConfig(env, hostname);
+  for (const [variable, problem] of fleet.problems) {
+    problems.push(new ConfigError(variable, problem));
+  }
   const config: Config = {
+    ...fleet.config,
     homeserver,
     userId: uid,
     accessToken,
     deviceId,
     room,
     allowedUsers,
-    hostname: optional(env, "TIBET_NC_HOSTNAME") ?? Deno.hostname(),
+    hostname,
     stateDir,
     binDir,
     timebox: take(() => seconds(env, "TIBET_NC_TIMEBOX", 10, 86400), 10),

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { type Selector, splitTarget } from "./target.ts";
+
 /** The facts of one event that decide whether it is a command. */
 export interface MessageFacts {
   sender: string;
@@ -26,10 +28,20 @@ export interface Attachment {
   file: unknown;
 }
 
-/** Why a message is not a command, or the command text (and its attachment). */
+/**
+ * Why a message is not a command, or the command text (and its attachment), and
+ * the agents it names (`@web-1 $ …`, target.ts), absent when it names none.
+ */
 export type Classified =
-  | { kind: "command"; text: string; attachment?: Attachment }
+  | { kind: "command"; text: string; attachment?: Attachment; target?: Selector[] }
   | { kind: "ignore"; why: string };
+
+/**
+ * Built-ins that only report, and so may follow a target without the `$ `
+ * (`@all hosts`); anything else after a target needs it, so a chat line that
+ * mentions a host never runs there.
+ */
+const BARE_AFTER_TARGET = new Set(["hosts", "status", "help", "chain", "jobs"]);
 
 /** Message types that carry a file (`m.file` and its media kinds). */
 const FILE_TYPES = new Set(["m.file", "m.image", "m.video", "m.audio"]);
@@ -38,8 +50,8 @@ const FILE_TYPES = new Set(["m.file", "m.image", "m.video", "m.audio"]);
 export const MAX_COMMAND_CHARS = 4096;
 
 /**
- * Classifies a message. Outside `controlRoom` a command must start with `$ `;
- * inside it, bare text is a command too.
+ * Classifies a message. Outside `controlRoom` a command must start with `$ `
+ * (after its target, if any); inside it, bare text is a command too.
  */
 export function classify(
   m: MessageFacts,
@@ -61,14 +73,17 @@ export function classify(
   if (c.msgtype !== "m.text") return { kind: "ignore", why: `msgtype ${String(c.msgtype)}` };
   if (typeof c.body !== "string") return { kind: "ignore", why: "body is not a string" };
   if (c.body.length > MAX_COMMAND_CHARS) return { kind: "ignore", why: "body too long" };
-  const body = stripReplyFallback(c.body).trim();
+  const split = splitTarget(stripReplyFallback(c.body).trim());
+  if (split === null) return { kind: "ignore", why: "an @ word that is no target" };
+  const { target, rest: body } = split;
+  const command = (text: string): Classified =>
+    target ? { kind: "command", text, target } : { kind: "command", text };
   if (body.startsWith("$ ")) {
     const text = body.slice(2).trim();
-    return text ? { kind: "command", text } : { kind: "ignore", why: "empty command" };
+    return text ? command(text) : { kind: "ignore", why: "empty command" };
   }
-  if (controlRoom !== null && m.roomId === controlRoom && body !== "") {
-    return { kind: "command", text: body };
-  }
+  if (controlRoom !== null && m.roomId === controlRoom && body !== "") return command(body);
+  if (target !== null && BARE_AFTER_TARGET.has(body.toLowerCase())) return command(body);
   return { kind: "ignore", why: "no `$ ` prefix" };
 }
 
@@ -82,7 +97,9 @@ function classifyFile(c: Record<string, unknown>, control: boolean): Classified 
   if (typeof c.filename !== "string" || typeof c.body !== "string" || c.body === c.filename) {
     return { kind: "ignore", why: "a file without a caption" };
   }
-  const caption = c.body.trim();
+  const split = splitTarget(c.body.trim());
+  if (split === null) return { kind: "ignore", why: "a file whose caption is no command" };
+  const caption = split.rest;
   const text = caption.startsWith("$ ") ? caption.slice(2).trim() : control ? caption : "";
   if (text === "" || text.length > MAX_COMMAND_CHARS) {
     return { kind: "ignore", why: "a file whose caption is no command" };
@@ -93,6 +110,7 @@ function classifyFile(c: Record<string, unknown>, control: boolean): Classified 
     kind: "command",
     text,
     attachment: { name: c.filename, size, file: "file" in c ? c.file : null },
+    ...(split.target ? { target: split.target } : {}),
   };
 }
 

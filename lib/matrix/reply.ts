@@ -1,7 +1,7 @@
 /**
  * Reply contents: `m.notice` (bots must not trigger other bots), an HTML
- * `<pre><code>` body with a plain-text fallback, threaded to the command by
- * `m.in_reply_to`.
+ * `<pre><code>` body with a plain-text fallback, tied to the command by
+ * `m.in_reply_to` (and in a fleet room by an `m.thread` on it).
  * @module
  */
 
@@ -12,8 +12,30 @@ export interface ReplyContent {
   /** Absent when the HTML would not fit {@linkcode MAX_EVENT_BYTES}. */
   format?: "org.matrix.custom.html";
   formatted_body?: string;
-  "m.relates_to"?: { "m.in_reply_to": { event_id: string } };
+  "m.relates_to"?: Relation;
   [key: string]: unknown;
+}
+
+/**
+ * How a reply relates to its command: a plain reply, or (fleet rooms) a thread
+ * on the command whose `m.in_reply_to` fallback keeps it a reply for clients
+ * and tools without threads.
+ */
+export type Relation =
+  | { "m.in_reply_to": { event_id: string } }
+  | {
+    rel_type: "m.thread";
+    event_id: string;
+    is_falling_back: true;
+    "m.in_reply_to": { event_id: string };
+  };
+
+/** The relation of a reply to `commandId`, threaded on it when `thread`. */
+export function relation(commandId: string, thread: boolean): Relation {
+  const reply = { "m.in_reply_to": { event_id: commandId } };
+  return thread
+    ? { rel_type: "m.thread", event_id: commandId, is_falling_back: true, ...reply }
+    : reply;
 }
 
 /**
@@ -37,6 +59,7 @@ export function escapeHtml(s: string): string {
 export function replyContent(
   inReplyTo: string | null,
   parts: { head?: string; pre?: string; tail?: string },
+  thread = false,
 ): ReplyContent {
   const plain = [parts.head, parts.pre, parts.tail].filter((p) => p !== undefined && p !== "")
     .join("\n");
@@ -51,7 +74,7 @@ export function replyContent(
     format: "org.matrix.custom.html",
     formatted_body: html,
   };
-  if (inReplyTo) content["m.relates_to"] = { "m.in_reply_to": { event_id: inReplyTo } };
+  if (inReplyTo) content["m.relates_to"] = relation(inReplyTo, thread);
   if (bytes(content) > MAX_EVENT_BYTES) {
     // Escaping can make the HTML five times the text (`&` is `&amp;`): plain text then.
     delete content.format;

@@ -9,6 +9,7 @@ import type { Config } from "../config/config.ts";
 import type { ChainInfo } from "../monitor/protocol.ts";
 import type { Jobs } from "./jobs.ts";
 import type { ReplyParts } from "./reply_parts.ts";
+import { VERSION } from "../version.ts";
 
 /** What the built-ins can see. */
 export interface BuiltinContext {
@@ -36,9 +37,12 @@ Built-ins:
   pending   commands held for another operator's approval
   cancel N  stop running command #N (or the last one); withdraw a held one (yours only)
   approve ID / reject ID   decide another operator's held command
-  exit      close the session (recorded; the agent keeps running)`;
+  exit      close the session (recorded; the agent keeps running)
+  hosts     one line about this agent: name, tags, version, uptime, chain head
+In a room of several agents (a fleet) a command names the agents it is for:
+  @web-1 $ uptime   @web-* $ df -h   @role=db $ ...   @all $ ...   @all hosts`;
 
-const BUILTINS = new Set(["help", "status", "chain", "jobs", "pending", "cancel", "exit"]);
+const BUILTINS = new Set(["help", "status", "chain", "jobs", "pending", "cancel", "exit", "hosts"]);
 
 /**
  * True when `words` is a built-in: its name alone, or `cancel` with one argument.
@@ -96,6 +100,16 @@ export function runBuiltin(words: string[], ctx: BuiltinContext, sender: string)
         ).join("\n"),
       };
     }
+    case "hosts":
+      return {
+        pre: [
+          ctx.config.hostname,
+          `tags ${ctx.config.tags.join(",") || "(none)"}`,
+          `tibet-nc ${VERSION}`,
+          `up ${duration(Date.now() - ctx.startedAt)}`,
+          `chain #${head.seq} L4 ${head.l4.slice(0, 16)}`,
+        ].join("  "),
+      };
     case "jobs": {
       const list = ctx.jobs.running();
       if (list.length === 0) return { head: "no running commands" };

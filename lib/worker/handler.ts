@@ -14,6 +14,7 @@ import type { CommandOrigin } from "../monitor/protocol.ts";
 import type { Monitor, RunFiles } from "./monitor_client.ts";
 import { badEncryptedFile } from "../matrix/attachment.ts";
 import { isBuiltin, runBuiltin } from "./builtins.ts";
+import { aim, FLEET_HINT } from "../matrix/target.ts";
 import { createJobs } from "./jobs.ts";
 import { rateLimiter } from "./limits.ts";
 import type { CommandHandler, IncomingCommand, Replier, ReplyParts } from "./reply_parts.ts";
@@ -58,7 +59,13 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     if (reply) await reply.send({ head: `refused (${rule}): ${reason}`, tail });
   }
 
+  const fleet = { fleet: config.fleet, hint: config.fleetHint };
   return async (cmd, reply) => {
+    // Fleet targeting (target.ts), after classify's encryption check: a command for
+    // other agents is as if never seen here, so nothing is claimed, recorded or answered.
+    // An undecryptable one names no target: in a fleet only the hint agent refuses it.
+    const aimed = aim(cmd.target ?? null, config, fleet);
+    if (aimed === "ignore") return;
     // 1. Sender allowlist. Strangers get no answer: nothing about the host leaks.
     if (!config.allowedUsers.includes(cmd.sender)) {
       // One budget for all strangers, so no number of accounts can flood the audit log.
@@ -118,6 +125,11 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
       );
     }
 
+    // Untargeted in a fleet: the one hinting agent says how to target, nothing runs.
+    if (aimed === "hint") {
+      await reply.send({ head: FLEET_HINT });
+      return;
+    }
     const words = cmd.text.trim().split(/\s+/);
     if (isBuiltin(words)) {
       const name = words[0].toLowerCase();

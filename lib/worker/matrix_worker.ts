@@ -18,7 +18,6 @@ import {
 import type { RoomMessageEventContent } from "matrix-js-sdk/lib/@types/events.js";
 import { type Config, ConfigError } from "../config/config.ts";
 import { classify } from "../matrix/events.ts";
-import { editContent, replyContent } from "../matrix/reply.ts";
 import { withRetry } from "../matrix/retry.ts";
 import { roomSender } from "../matrix/room_sender.ts";
 import { rateLimiter } from "./limits.ts";
@@ -39,6 +38,7 @@ import { createHandler } from "./handler.ts";
 import { createTrustRecheck, senderRefusal, TRUST_FAILURES } from "./sender_trust.ts";
 import type { CommandHandler, Replier } from "./reply_parts.ts";
 import { fetchDecrypted, uploadEncrypted } from "./file_transfer.ts";
+import { replyShape } from "./fleet_reply.ts";
 
 /**
  * The SDK's code for a message it has the key for and still cannot decrypt or
@@ -154,18 +154,20 @@ export async function startMatrixWorker(
   const sender = roomSender(client, isolationMode(config));
   const post = (roomId: string, content: Record<string, unknown>) => () =>
     client.sendMessage(roomId, content as unknown as RoomMessageEventContent);
+  const shape = replyShape(config);
   const replier = (roomId: string, eventId: string): Replier => ({
     async send(parts) {
-      const content = post(roomId, replyContent(eventId, parts));
+      const content = post(roomId, shape.reply(eventId, parts));
       const sent = await withRetry(() => sender.send(content), retry(`reply to ${eventId}`));
       return sent.event_id;
     },
     async edit(replyId, parts) {
-      const content = post(roomId, editContent(replyId, parts));
+      const content = post(roomId, shape.edit(replyId, parts));
       await withRetry(() => sender.send(content), retry(`edit of ${replyId}`));
     },
     async sendFile(name, size, body) {
-      const content = post(roomId, await uploadEncrypted(config, eventId, name, size, body));
+      const file = await uploadEncrypted(config, eventId, name, size, body);
+      const content = post(roomId, shape.file(eventId, file));
       const sent = await withRetry(() => sender.send(content), retry(`file to ${eventId}`));
       return sent.event_id;
     },
@@ -183,7 +185,7 @@ export async function startMatrixWorker(
       }
       const content = post(
         roomId,
-        replyContent(eventId, { head: `${parts.head}. Nothing ran. ${READABLE_NOTE}` }),
+        shape.reply(eventId, { head: `${parts.head}. Nothing ran. ${READABLE_NOTE}` }),
       );
       const sent = await withRetry(
         () => sender.sendToEveryDevice(roomId, content),
@@ -297,6 +299,7 @@ export async function startMatrixWorker(
         judge,
         attachment,
         fetchAttachment,
+        target: c.target,
       }, reply),
       id,
     );

@@ -5,6 +5,7 @@
  */
 
 import type { Attachment } from "../matrix/events.ts";
+import type { Selector } from "../matrix/target.ts";
 
 /** What a reply says: a heading line, a preformatted block, a trailer line. */
 export interface ReplyParts {
@@ -30,6 +31,8 @@ export interface IncomingCommand {
   roomId: string;
   eventId: string;
   originTs: number;
+  /** The agents it names (`@web-1 $ …`); absent when it names none, or is unreadable. */
+  target?: Selector[];
   /** The file the command came with, as its caption (`$ put DIR`). */
   attachment?: Attachment;
   /** Downloads and decrypts that file; the stream errors when its hash does not match. */
