@@ -27,7 +27,8 @@ import { notRecorded, provenance, refusedParts, summary } from "./answers.ts";
 import type { AttachmentInfo, CommandOrigin } from "./protocol.ts";
 import { isFileCommand } from "../files/request.ts";
 import { runFileCommand } from "./file_run.ts";
-import { type Approvals, type Held, RULING } from "./approvals.ts";
+import { type Approvals, RULING } from "./approvals.ts";
+import { decideHeld, holdForApproval } from "./approval_run.ts";
 import { appendAttachment, appendDeny, appendExecute } from "./records.ts";
 import { parsePrefixes, SCREEN_DURATION_DEFAULT_S } from "./prefixes.ts";
 import { startPushing } from "./push.ts";
@@ -156,7 +157,10 @@ export function startCommand(
       );
     }
     const ruling = RULING.exec(text.trim());
-    if (ruling) return await decideHeld(ruling[1].toLowerCase() as "approve" | "reject", ruling[2]);
+    if (ruling) {
+      const verb = ruling[1].toLowerCase() as "approve" | "reject";
+      return await decideHeld(ctx, origin, sink, refuse, verb, ruling[2]);
+    }
     // L4 step 4: the policy, on the parsed argv after resolving the program.
     const checked = await checkCommand(text, config.binDir, ctx.policy, origin.sender);
     const stages = checked.stages?.map(({ argv, path }) => ({ argv, path: path ?? "" }));
@@ -167,7 +171,11 @@ export function startCommand(
     let grant: AuditRecord | undefined;
     let approvedBy = "", approver = "";
     if (checked.verdict === "approve") {
-      const decision = await holdForApproval(checked.rule, checked.reason);
+      const decision = await holdForApproval(ctx, origin, sink, checked.reason, {
+        rule: checked.rule,
+        cancelled: () => cancelReason,
+        onWithdraw: (w) => withdraw = w,
+      });
       if (decision === null) return;
       grant = decision.record;
       approver = decision.by;
@@ -333,70 +341,6 @@ export function startCommand(
       head += ` · ${await attachWhole(resultRecord ?? record, full)}`;
     }
     sink.final(true, { head, pre, tail });
-  }
-
-  /**
-   * Holds the command for another operator: records the request, tells the
-   * room how to approve it, and waits. Resolves to the approval, or null once
-   * the command was answered otherwise (rejected, expired, withdrawn).
-   */
-  async function holdForApproval(
-    rule: string,
-    reason: string,
-  ): Promise<{ by: string; record: AuditRecord } | null> {
-    let held: Held;
-    try {
-      held = await ctx.approvals.hold(origin, rule);
-    } catch (e) {
-      sink.final(false, {
-        head: `refused (deny.audit): the approval request cannot be recorded: ${
-          (e as Error).message
-        }`,
-      });
-      return null;
-    }
-    withdraw = (why) => ctx.approvals.withdraw(held.id, why);
-    if (cancelReason !== null) withdraw(cancelReason);
-    const others = ctx.config.allowedUsers.filter((u) => u !== origin.sender);
-    const until = new Date(held.expiresAt).toISOString().slice(11, 19);
-    sink.held({
-      head: `held for approval #${held.id}: ${reason}. ` +
-        (others.length === 0
-          ? "No other operator is allowed (TIBET_NC_ALLOWED_USERS), so nobody can approve it."
-          : `Another operator (${others.join(", ")}) sends \`approve ${held.id}\` or ` +
-            `\`reject ${held.id}\` before ${until} UTC (TIBET_NC_APPROVAL_TIMEOUT); ` +
-            `\`cancel\` withdraws it.`) +
-        // No provenance line yet: that marks the answer, which comes with the decision.
-        ` (request recorded as #${held.request.seq})`,
-    });
-    const d = await held.decision;
-    withdraw = null;
-    if (d.kind === "approve") return d;
-    const tail = d.record ? provenance(d.record) : provenance(held.request);
-    const head = d.kind === "reject"
-      ? `rejected by ${d.by}: not run`
-      : d.kind === "expire"
-      ? `expired: no approval within ${ctx.config.approvalTimeout} s; not run`
-      : `withdrawn (${d.reason}): not run`;
-    sink.final(false, { head, tail });
-    return null;
-  }
-
-  /** `approve ID` / `reject ID` from another operator: decides a held command. */
-  async function decideHeld(verb: "approve" | "reject", id: string): Promise<void> {
-    let r;
-    try {
-      r = await ctx.approvals.rule(origin, verb, id);
-    } catch (e) {
-      return sink.final(false, {
-        head: `refused (deny.audit): the ${verb} cannot be recorded: ${(e as Error).message}`,
-      });
-    }
-    if (!r.ok) return await refuse(r.rule, r.reason);
-    const what = verb === "approve"
-      ? `approved #${r.held.id} of ${r.held.requester}: it runs now; its output answers their command`
-      : `rejected #${r.held.id} of ${r.held.requester}: it does not run`;
-    sink.final(true, { head: what, pre: r.held.text, tail: provenance(r.record) });
   }
 
   /**
