@@ -14,6 +14,8 @@ export const WORKER_STATE_ENTRIES = [
   "device.json", // which device this state dir's keys belong to
   "trust-approvals.json", // identities approved by `tibet-nc trust`
   "trust-approvals.json.tmp",
+  "sync-mark", // how far the previous run got (worker/sync_mark.ts)
+  "sync-mark.tmp",
 ] as const;
 
 /** Absolute paths of the worker's entries in `stateDir`. */

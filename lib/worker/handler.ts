@@ -28,6 +28,8 @@ export interface HandlerDeps {
   /** Who commands run as, for `status`. */
   execAs: string;
   log: (msg: string) => void;
+  /** How far the previous run got, and where this one notes its claims (`sync_mark.ts`). */
+  mark?: { previous: number | null; claimed(originTs: number): void };
 }
 
 /** Builds the handler; it keeps the job table, counters and rate limits. */
@@ -93,9 +95,15 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     if (deps.seen.has(cmd.eventId)) return;
     const age = Date.now() - cmd.originTs;
     const stale = Math.abs(age) > config.timebox * 1000;
-    // Sent before this agent started: history from the first sync, never run or answered.
-    if (stale && cmd.originTs < startedAt) return;
+    // Sent before this agent started: history from the first sync. What the previous
+    // run saw is not answered again; what came after its last claim arrived while the
+    // agent was down, and is answered "expired" below.
+    const previous = deps.mark?.previous ?? null;
+    if (stale && cmd.originTs < startedAt && (previous === null || cmd.originTs <= previous)) {
+      return;
+    }
     if (!deps.seen.claim(cmd.eventId, cmd.originTs, cmd)) return;
+    deps.mark?.claimed(cmd.originTs);
     // Every message counts, built-ins and refusals too: each is a reply, most a record.
     if (!limiter.take(cmd.sender)) {
       if (flooding.has(cmd.sender)) {
@@ -121,7 +129,9 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
         cmd,
         reply,
         "deny.expired",
-        `expired: the command is ${secs} s old (TIBET_NC_TIMEBOX is ${config.timebox} s); not run`,
+        `expired: the command is ${secs} s old (TIBET_NC_TIMEBOX is ${config.timebox} s)${
+          cmd.originTs < startedAt ? "; it arrived while the agent was not running" : ""
+        }; not run`,
       );
     }
 

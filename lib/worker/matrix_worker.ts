@@ -33,6 +33,7 @@ import {
 import { openDurableStore } from "../store/durable_idb.ts";
 import { storeCipher } from "../store/store_key.ts";
 import { openSeenEvents } from "../airlock/replay.ts";
+import { openSyncMark } from "./sync_mark.ts";
 import type { Monitor } from "./monitor_client.ts";
 import { createHandler } from "./handler.ts";
 import { createTrustRecheck, senderRefusal, TRUST_FAILURES } from "./sender_trust.ts";
@@ -126,12 +127,14 @@ export async function startMatrixWorker(
     Math.max(config.timebox * 4000, 86_400_000),
   );
   const client = await connect(config, who, store, verbose);
+  const mark = openSyncMark(`${config.stateDir}/sync-mark`, log);
   const handler: CommandHandler = createHandler({
     config,
     seen,
     monitor,
     execAs: opts.execAs,
     log,
+    mark,
   });
 
   const running = new Set<Promise<void>>();
@@ -394,6 +397,7 @@ export async function startMatrixWorker(
       recheck.stop();
       client.stopClient();
       await Promise.allSettled([...running]);
+      mark.close();
       seen.close();
       store.close();
     },
