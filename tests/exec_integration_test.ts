@@ -1,27 +1,8 @@
 import assert from "node:assert/strict";
 import { startWorld } from "./support/fixture.ts";
+import { processesWith, vm } from "./support/processes.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-/** Pids whose command line contains `marker`. */
-async function processesWith(marker: string): Promise<number[]> {
-  const found: number[] = [];
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
-      if (cmd.includes(marker)) found.push(Number(e.name));
-    } catch { /* gone */ }
-  }
-  return found;
-}
-
-function vm(pid: number, field: "VmRSS" | "VmHWM"): number {
-  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(
-    new RegExp(`^${field}:\\s+(\\d+) kB`, "m"),
-  );
-  return Number(m![1]) * 1024;
-}
 
 Deno.test(
   "commands run in a pty, stream, cancel cleanly, stay bounded and leak no secret",

@@ -5,23 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { startWorld, TEST_PROGRAMS } from "./support/fixture.ts";
+import { processesWith } from "./support/processes.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const isRoot = Deno.uid() === 0;
-
-/** Pids whose command line contains `marker`. */
-async function processesWith(marker: string): Promise<number[]> {
-  const found: number[] = [];
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if ((await Deno.readTextFile(`/proc/${e.name}/cmdline`)).includes(marker)) {
-        found.push(Number(e.name));
-      }
-    } catch { /* gone */ }
-  }
-  return found;
-}
 
 /** The output block of a final reply: between the summary line and the provenance line. */
 function output(body: string): string {

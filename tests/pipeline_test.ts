@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type PipelineResult, runPipeline } from "../lib/exec/pipeline.ts";
+import { processesWith } from "./support/processes.ts";
 
 const isRoot = Deno.uid() === 0;
 /** As the agent runs them: another user when the test may switch (nobody). */
@@ -60,19 +61,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-async function processesWith(marker: string): Promise<number[]> {
-  const found: number[] = [];
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if ((await Deno.readTextFile(`/proc/${e.name}/cmdline`)).includes(marker)) {
-        found.push(Number(e.name));
-      }
-    } catch { /* gone */ }
-  }
-  return found;
 }
 
 async function fifoDirs(): Promise<string[]> {

@@ -33,6 +33,7 @@ import {
   setprivArgs,
 } from "./run.ts";
 import { sendSignal, terminateGroup } from "./signals.ts";
+import { outputGate } from "./output_gate.ts";
 import { SCRIPT_PATH } from "./pty_helper.ts";
 
 /** util-linux setsid(1): gives each stage but the last a session the runner can stop whole. */
@@ -100,10 +101,8 @@ export function runPipeline(
   const cwd = req.cwd ?? req.env.HOME ?? "/";
   const front: { child: Deno.ChildProcess; exited: boolean }[] = [];
   let last: RunHandle | null = null;
-  let stopping = false, timedOut = false, cancelled = false, outputLimited = false;
+  let stopping = false, timedOut = false, cancelled = false;
   let cancelReason: string | null = null;
-  let totalBytes = 0, delivered = 0;
-  let sinkError: Error | null = null;
   let signalError: Error | null = null;
   const stops: Promise<void>[] = [];
 
@@ -127,25 +126,9 @@ export function runPipeline(
     stop();
   }, Math.min(req.timeoutMs, 2 ** 31 - 1));
 
-  // The same accounting as a single command, over all stages' output together.
-  const forward = (bytes: Uint8Array): void => {
-    totalBytes += bytes.length;
-    const room = req.maxOutputBytes - delivered;
-    if (room > 0 && bytes.length > 0 && sinkError === null) {
-      const part = bytes.length <= room ? bytes : bytes.subarray(0, room);
-      delivered += part.length;
-      try {
-        sink(part);
-      } catch (e) {
-        sinkError = e instanceof Error ? e : new Error(String(e));
-        stop();
-      }
-    }
-    if (totalBytes > req.maxOutputBytes && !outputLimited) {
-      outputLimited = true;
-      stop();
-    }
-  };
+  // One limit over every stage's output together.
+  const gate = outputGate(req.maxOutputBytes, sink, () => stop());
+  const forward = gate.forward;
 
   const done = (async (): Promise<PipelineResult> => {
     const dir = await Deno.makeTempDir({ dir: req.fifoParent ?? "/tmp", prefix: "tibet-nc-pipe-" });
@@ -245,7 +228,7 @@ export function runPipeline(
       // Background children a stage left in its session (they may hold its stderr).
       for (const s of front) await terminateGroup(s.child.pid, signal);
       await Promise.all([...copies, ...pumps, ...stops]);
-      if (sinkError !== null) throw sinkError;
+      if (gate.sinkError !== null) throw gate.sinkError;
       if (signalError !== null) throw signalError;
       return {
         code: lastResult.code,
@@ -253,9 +236,9 @@ export function runPipeline(
         timedOut: timedOut || lastResult.timedOut,
         cancelled,
         cancelReason,
-        outputLimited,
+        outputLimited: gate.outputLimited,
         durationMs: Math.round(performance.now() - started),
-        totalBytes,
+        totalBytes: gate.totalBytes,
         stageCodes: [...frontStatus.map(statusCode), lastResult.code],
       };
     } finally {
@@ -272,7 +255,7 @@ export function runPipeline(
       timedOut,
       cancelled,
       cancelReason,
-      outputLimited,
+      outputLimited: gate.outputLimited,
       durationMs: Math.round(performance.now() - started),
       totalBytes: 0,
       stageCodes: req.stages.map(() => null),

@@ -17,6 +17,7 @@
 
 import { ptyInvocation, splitSessionMarker } from "./pty_helper.ts";
 import { delay, KILL_GRACE_MS, POLL_MS, sendSignal, terminateGroup } from "./signals.ts";
+import { outputGate } from "./output_gate.ts";
 
 export { KILL_GRACE_MS } from "./signals.ts";
 
@@ -145,10 +146,8 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
   let sid: number | null = null;
   let exited = false;
   let stopping: Promise<void> | null = null;
-  let timedOut = false, cancelled = false, outputLimited = false;
-  let totalBytes = 0, delivered = 0;
+  let timedOut = false, cancelled = false;
   let cancelReason: string | null = null;
-  let sinkError: Error | null = null;
   let signalError: Error | null = null;
 
   const signal = (pid: number, sig: Deno.Signal): boolean => {
@@ -177,24 +176,8 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
     stop();
   }, Math.min(req.timeoutMs, 2 ** 31 - 1));
 
-  const forward = (bytes: Uint8Array): void => {
-    totalBytes += bytes.length;
-    const room = req.maxOutputBytes - delivered;
-    if (room > 0 && bytes.length > 0 && sinkError === null) {
-      const part = bytes.length <= room ? bytes : bytes.subarray(0, room);
-      delivered += part.length;
-      try {
-        sink(part);
-      } catch (e) {
-        sinkError = e instanceof Error ? e : new Error(String(e));
-        stop();
-      }
-    }
-    if (totalBytes > req.maxOutputBytes && !outputLimited) {
-      outputLimited = true;
-      stop();
-    }
-  };
+  const gate = outputGate(req.maxOutputBytes, sink, () => stop());
+  const forward = gate.forward;
   let pending: Uint8Array | null = new Uint8Array(0);
   const onStdout = (bytes: Uint8Array): void => {
     if (pending === null) return forward(bytes);
@@ -220,7 +203,7 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
     await stopping;
     // Background children left in the command's group once it exited.
     if (sid !== null) await terminateGroup(sid, signal);
-    if (sinkError !== null) throw sinkError;
+    if (gate.sinkError !== null) throw gate.sinkError;
     if (signalError !== null) throw signalError;
     return {
       code: status.signal === null ? status.code : null,
@@ -228,9 +211,9 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
       timedOut,
       cancelled,
       cancelReason,
-      outputLimited,
+      outputLimited: gate.outputLimited,
       durationMs: Math.round(performance.now() - started),
-      totalBytes,
+      totalBytes: gate.totalBytes,
     };
   })();
 

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { AuditLog } from "../audit/log.ts";
 import type { AuditRecord } from "../audit/record.ts";
 import { formatBytes } from "../exec/output.ts";
 import type { RunResult } from "../exec/run.ts";
@@ -35,4 +36,30 @@ export function summary(r: RunResult, timeoutS: number): string {
     ? `, stopped at the output limit (${formatBytes(r.totalBytes)})`
     : "";
   return `exit ${r.code ?? r.signal ?? "?"} · ${secs} s${why}`;
+}
+
+/**
+ * Records that a command recorded as run did not start or failed (`rule`,
+ * `reason`) and gives its answer; the answer stands even if that record fails.
+ */
+export async function failedParts(
+  audit: AuditLog,
+  record: AuditRecord,
+  eventId: string,
+  rule: string,
+  reason: string,
+): Promise<ReplyParts> {
+  let tail = provenance(record);
+  try {
+    tail = provenance(
+      await audit.appendResult(record, {
+        exit_code: null,
+        eraan: [eventId],
+        eromheen: { failed: rule, reason },
+      }),
+    );
+  } catch (e) {
+    tail += ` (result not recorded: ${(e as Error).message})`;
+  }
+  return { head: `refused (${rule}): ${reason}`, tail };
 }

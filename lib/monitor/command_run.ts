@@ -23,7 +23,7 @@ import { createFullOutput, type FullOutput } from "../exec/full_output.ts";
 import { type PipelineHandle, runPipeline } from "../exec/pipeline.ts";
 import type { Recorder } from "../recording/recorder.ts";
 import type { ReplyParts } from "../worker/reply_parts.ts";
-import { notRecorded, provenance, refusedParts, summary } from "./answers.ts";
+import { failedParts, notRecorded, provenance, refusedParts, summary } from "./answers.ts";
 import type { AttachmentInfo, CommandOrigin } from "./protocol.ts";
 import { isFileCommand } from "../files/request.ts";
 import { runFileCommand } from "./file_run.ts";
@@ -376,18 +376,6 @@ export function startCommand(
   /** A command recorded as run that did not start, or whose run failed. */
   async function finishFailed(record: AuditRecord, rule: string, reason: string): Promise<void> {
     ctx.log(`${origin.eventId} failed: ${rule}: ${reason}`);
-    let tail = provenance(record);
-    try {
-      tail = provenance(
-        await ctx.audit.appendResult(record, {
-          exit_code: null,
-          eraan: [origin.eventId],
-          eromheen: { failed: rule, reason },
-        }),
-      );
-    } catch (e) {
-      tail += ` (result not recorded: ${(e as Error).message})`;
-    }
-    sink.final(true, { head: `refused (${rule}): ${reason}`, tail });
+    sink.final(true, await failedParts(ctx.audit, record, origin.eventId, rule, reason));
   }
 }

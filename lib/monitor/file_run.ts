@@ -15,7 +15,7 @@ import { formatBytes } from "../exec/output.ts";
 import { FileError, openForGet, prepareForPut } from "../files/exec_file.ts";
 import { badFileName, parseFileRequest, pathRefusal } from "../files/request.ts";
 import type { AttachmentInfo, CommandOrigin } from "./protocol.ts";
-import { notRecorded, provenance, refusedParts } from "./answers.ts";
+import { failedParts, notRecorded, provenance, refusedParts } from "./answers.ts";
 import { appendDeny, appendExecute } from "./records.ts";
 import type { CommandSink, MonitorContext } from "./command_run.ts";
 
@@ -68,19 +68,7 @@ export async function runFileCommand(
   };
   const failed = async (record: AuditRecord, rule: string, reason: string) => {
     ctx.log(`${origin.eventId} failed: ${rule}: ${reason}`);
-    let tail = provenance(record);
-    try {
-      tail = provenance(
-        await audit.appendResult(record, {
-          exit_code: null,
-          eraan: [origin.eventId],
-          eromheen: { failed: rule, reason },
-        }),
-      );
-    } catch (e) {
-      tail += ` (result not recorded: ${(e as Error).message})`;
-    }
-    sink.final(true, { head: `refused (${rule}): ${reason}`, tail });
+    sink.final(true, await failedParts(audit, record, origin.eventId, rule, reason));
   };
   const execute = async (context: Record<string, string | number | boolean>) => {
     try {
