@@ -43,6 +43,49 @@ export interface Fleet {
 }
 
 /**
+ * Registers an agent account on `synapse` and starts the agent of `spec`, with
+ * its canary, allowing commands from `operatorId`; resolves once it is ready.
+ * What to undo afterwards is pushed onto `cleanups`.
+ */
+export async function startFleetAgent(
+  synapse: Synapse,
+  spec: HostSpec,
+  operatorId: string,
+  markerDir: string,
+  cleanups: (() => Promise<unknown>)[],
+): Promise<FleetAgent> {
+  const user = await synapse.register(`agent-${spec.hostname.toLowerCase()}`, crypto.randomUUID());
+  const stateDir = await Deno.makeTempDir({ prefix: `tibet-nc-state-${spec.hostname}-` });
+  const binDir = await makeBinDir();
+  cleanups.push(
+    () => Deno.remove(stateDir, { recursive: true }),
+    () => Deno.remove(binDir, { recursive: true }),
+  );
+  // Commands run with a clean environment: the marker path is baked in.
+  await Deno.writeTextFile(
+    `${binDir}/canary`,
+    `#!/bin/sh\necho "$1" >> '${markerDir}/${spec.hostname}'\necho canary ran on ${spec.hostname}\n`,
+    { mode: 0o755 },
+  );
+  const agent = await startAgentProcess({
+    MATRIX_HOMESERVER: synapse.url,
+    TIBET_NC_USER_ID: user.userId,
+    TIBET_NC_ACCESS_TOKEN: user.accessToken,
+    TIBET_NC_ALLOWED_USERS: operatorId,
+    TIBET_NC_STATE_DIR: stateDir,
+    TIBET_NC_BIN_DIR: binDir,
+    TIBET_NC_EXEC_AS_SELF: "yes",
+    TIBET_NC_HOSTNAME: spec.hostname,
+    TIBET_NC_FLEET: "yes",
+    TIBET_NC_FLEET_HINT: spec.hint ? "yes" : "no",
+    TIBET_NC_TAGS: spec.tags ?? "",
+  });
+  cleanups.push(() => agent.kill("SIGKILL"));
+  await agent.waitFor(/^ready:/, 180_000);
+  return { spec, user, agent, stateDir };
+}
+
+/**
  * Starts the fleet: agents concurrently (each start costs a CPU-second or so),
  * then the operator, who makes an encrypted room and invites them all.
  */
@@ -61,40 +104,9 @@ export async function startFleet(hosts: HostSpec[]): Promise<Fleet> {
     const operatorUser = await synapse.register("operator", crypto.randomUUID());
     const markerDir = await Deno.makeTempDir({ prefix: "tibet-nc-fleet-markers-" });
     cleanups.push(() => Deno.remove(markerDir, { recursive: true }));
-    const agents = await Promise.all(hosts.map(async (spec) => {
-      const user = await synapse.register(
-        `agent-${spec.hostname.toLowerCase()}`,
-        crypto.randomUUID(),
-      );
-      const stateDir = await Deno.makeTempDir({ prefix: `tibet-nc-state-${spec.hostname}-` });
-      const binDir = await makeBinDir();
-      cleanups.push(
-        () => Deno.remove(stateDir, { recursive: true }),
-        () => Deno.remove(binDir, { recursive: true }),
-      );
-      // Commands run with a clean environment: the marker path is baked in.
-      await Deno.writeTextFile(
-        `${binDir}/canary`,
-        `#!/bin/sh\necho "$1" >> '${markerDir}/${spec.hostname}'\necho canary ran on ${spec.hostname}\n`,
-        { mode: 0o755 },
-      );
-      const agent = await startAgentProcess({
-        MATRIX_HOMESERVER: synapse.url,
-        TIBET_NC_USER_ID: user.userId,
-        TIBET_NC_ACCESS_TOKEN: user.accessToken,
-        TIBET_NC_ALLOWED_USERS: operatorUser.userId,
-        TIBET_NC_STATE_DIR: stateDir,
-        TIBET_NC_BIN_DIR: binDir,
-        TIBET_NC_EXEC_AS_SELF: "yes",
-        TIBET_NC_HOSTNAME: spec.hostname,
-        TIBET_NC_FLEET: "yes",
-        TIBET_NC_FLEET_HINT: spec.hint ? "yes" : "no",
-        TIBET_NC_TAGS: spec.tags ?? "",
-      });
-      cleanups.push(() => agent.kill("SIGKILL"));
-      await agent.waitFor(/^ready:/, 180_000);
-      return { spec, user, agent, stateDir };
-    }));
+    const agents = await Promise.all(
+      hosts.map((spec) => startFleetAgent(synapse, spec, operatorUser.userId, markerDir, cleanups)),
+    );
     const operator = await startOperator(synapse.url, operatorUser);
     cleanups.push(() => Promise.resolve(operator.stop()));
     const room = await operator.createRoom(agents.map((a) => a.user.userId));

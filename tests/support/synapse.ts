@@ -19,7 +19,7 @@ const RUNNER = new URL("./synapse_run.py", import.meta.url).pathname;
 export interface Synapse {
   /** Base URL, e.g. `http://127.0.0.1:38123`. */
   url: string;
-  /** The server name (`localhost`). */
+  /** The server name: `localhost`, or `127.0.0.1:<federation port>` when federating. */
   serverName: string;
   /** Data dir (config, SQLite, log). */
   dir: string;
@@ -100,10 +100,81 @@ export function freePort(): number {
   return port;
 }
 
-function config(dir: string, port: number, secret: string): string {
-  const many = "{per_second: 1000, burst_count: 1000}";
+/** How a Synapse is started: by default alone, with no federation at all. */
+export interface SynapseOptions {
+  /**
+   * Federates: the server name is `127.0.0.1:<port>` (an explicit port, so
+   * other servers connect straight there, no .well-known, SRV or DNS), with a
+   * TLS federation listener on that port and a fresh self-signed certificate.
+   * Test-only relaxations: outbound certificates are not verified and
+   * 127.0.0.1 is allowed as a federation destination.
+   */
+  federation?: boolean;
+}
+
+/** The federation listener: TLS, on the port the server name carries. */
+function federationListener(port: number): string {
   return `
-server_name: "localhost"
+  - port: ${port}
+    bind_addresses: ["127.0.0.1"]
+    type: http
+    tls: true
+    x_forwarded: false
+    resources:
+      - names: [federation]
+        compress: false`;
+}
+
+/** Synapse's \`DEFAULT_IP_RANGE_BLOCKLIST\` without loopback, which the peers are on. */
+const ALLOWED_LOOPBACK_BLOCKLIST = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10",
+  "192.0.0.0/24",
+  "169.254.0.0/16",
+  "192.88.99.0/24",
+  "198.18.0.0/15",
+  "192.0.2.0/24",
+  "198.51.100.0/24",
+  "203.0.113.0/24",
+  "224.0.0.0/4",
+  "fe80::/10",
+  "fc00::/7",
+  "2001:db8::/32",
+  "ff00::/8",
+  "fec0::/10",
+].map((r) => `"${r}"`).join(", ");
+
+/** The federation settings: the certificate and the test-only relaxations. */
+function federationSettings(dir: string): string {
+  return `
+tls_certificate_path: "${dir}/tls.crt"
+tls_private_key_path: "${dir}/tls.key"
+# The peers' certificates are self-signed: not checked, in this test config only.
+federation_verify_certificates: false
+# Synapse's default blocklist less 127.0.0.0/8 (an allowlist would not do: server
+# names that are IP literals are checked against the blocklist alone).
+ip_range_blacklist: [${ALLOWED_LOOPBACK_BLOCKLIST}]
+rc_federation:
+  window_size: 1000
+  sleep_limit: 1000
+  sleep_delay: 1
+  reject_limit: 10000
+  concurrent: 100`;
+}
+
+function config(
+  dir: string,
+  port: number,
+  secret: string,
+  serverName = "localhost",
+  federationPort?: number,
+): string {
+  const many = "{per_second: 1000, burst_count: 1000}";
+  const fed = federationPort !== undefined;
+  return `
+server_name: "${serverName}"
 pid_file: "${dir}/homeserver.pid"
 public_baseurl: "http://127.0.0.1:${port}/"
 listeners:
@@ -114,7 +185,9 @@ listeners:
     x_forwarded: false
     resources:
       - names: [client]
-        compress: false
+        compress: false${fed ? federationListener(federationPort) : ""}${
+    fed ? federationSettings(dir) : ""
+  }
 database:
   name: sqlite3
   args:
@@ -186,12 +259,22 @@ function killAllOnExit(): void {
 }
 
 /** Starts a fresh Synapse and waits until its client API answers. */
-export async function startSynapse(): Promise<Synapse> {
+export async function startSynapse(opts: SynapseOptions = {}): Promise<Synapse> {
   const python = await ensureSynapse();
   const dir = await Deno.makeTempDir({ prefix: "tibet-nc-synapse-" });
   const port = freePort();
   const secret = crypto.randomUUID();
-  await Deno.writeTextFile(`${dir}/homeserver.yaml`, config(dir, port, secret));
+  let serverName = "localhost";
+  let federationPort: number | undefined;
+  if (opts.federation) {
+    federationPort = freePort();
+    serverName = `127.0.0.1:${federationPort}`;
+    await selfSignedCertificate(dir);
+  }
+  await Deno.writeTextFile(
+    `${dir}/homeserver.yaml`,
+    config(dir, port, secret, serverName, federationPort),
+  );
   await Deno.writeTextFile(
     `${dir}/log.yaml`,
     LOG_CONFIG.replace("LOGFILE", `${dir}/homeserver.log`),
@@ -204,7 +287,7 @@ export async function startSynapse(): Promise<Synapse> {
 
   const synapse: Synapse = {
     url,
-    serverName: "localhost",
+    serverName,
     dir,
     async register(localpart, password, admin = false) {
       return await registerUser(url, secret, localpart, password, admin);
@@ -241,6 +324,29 @@ export async function startSynapse(): Promise<Synapse> {
     },
   };
   return synapse;
+}
+
+/** A key and a self-signed certificate for 127.0.0.1, valid a day: `tls.key`, `tls.crt`. */
+async function selfSignedCertificate(dir: string): Promise<void> {
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${dir}/tls.key`,
+    "-out",
+    `${dir}/tls.crt`,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+  ], "making a self-signed certificate");
 }
 
 async function launch(python: string, dir: string, url: string): Promise<Deno.ChildProcess> {
