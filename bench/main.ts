@@ -604,6 +604,14 @@ async function fleet(b: Bench) {
     );
   }
   b.notes.push(
+    "fleet: each agent's sync is the light one lib/matrix/client.ts sets up: one long-polled " +
+      "/sync at a time (the SDK's 30 s timeout), lazy-loaded members, a 200-event timeline page, " +
+      "an initial sync of 20; it sends no receipts or typing. It still receives every event of " +
+      "the room and decrypts it: per `@all` the other N-1 agents' replies and edits. Lighter " +
+      "for a fleet (not changed): timeline senders limited to the allowed operators (strangers' " +
+      "commands would then go unlogged), no presence, no ephemeral events",
+  );
+  b.notes.push(
     "fleet: CPU share = CPU seconds (utime + stime, /proc/<pid>/stat) / wall seconds of the " +
       `measured rounds, out of ${navigator.hardwareConcurrency} cores; an agent's figure ` +
       "includes its worker threads, not the commands it runs. Each size has its own agents " +
