@@ -13,10 +13,12 @@
  * | 200 commands from 2 operators: total, p95 | the echo bot, same load |
  * | `audit verify` of 100,000 records | `sha256sum` of the same file |
  * | `get` / `put` of a 100 MB file, and the agent's RSS growth meanwhile | a bare upload + download of the same bytes; the file's size |
+ * | `@all $ echo x` to 5 and 10 agents: until all answered, p50/p95; CPU of Synapse and per agent | the same with 1 agent |
  *
  * Run: `./deno run -A bench/main.ts`. Knobs (environment): BENCH_LATENCY_N (60),
  * BENCH_THROUGHPUT_N (200), BENCH_AUDIT_RECORDS (100000), BENCH_STARTS (3), BENCH_FILE_MB (100),
- * BENCH_SKIP (comma-separated sections to leave out: cold,latency,1gb,files,throughput,audit).
+ * BENCH_FLEET_SIZES (1,5,10), BENCH_FLEET_ROUNDS (20),
+ * BENCH_SKIP (comma-separated sections to leave out: cold,latency,1gb,files,throughput,fleet,audit).
  * @module
  */
 
@@ -34,13 +36,17 @@ import { startEchoBot } from "../tests/support/echo_bot.ts";
 import { executeCounts } from "./chaos.ts";
 import { runAuditBench } from "./audit_bench.ts";
 import { fileFigures } from "./files_bench.ts";
+import { type FleetFigures, fleetSize } from "./fleet_bench.ts";
 
 const LATENCY_N = Number(Deno.env.get("BENCH_LATENCY_N") ?? 60);
 const THROUGHPUT_N = Number(Deno.env.get("BENCH_THROUGHPUT_N") ?? 200);
 const AUDIT_RECORDS = Number(Deno.env.get("BENCH_AUDIT_RECORDS") ?? 100_000);
 const STARTS = Number(Deno.env.get("BENCH_STARTS") ?? 3);
 const FILE_MB = Number(Deno.env.get("BENCH_FILE_MB") ?? 100);
-/** Sections to leave out while working on the benchmark: cold,latency,1gb,files,throughput,audit. */
+const FLEET_SIZES = (Deno.env.get("BENCH_FLEET_SIZES") ?? "1,5,10").split(",").map(Number)
+  .filter((n) => n > 0);
+const FLEET_ROUNDS = Number(Deno.env.get("BENCH_FLEET_ROUNDS") ?? 20);
+/** Sections to leave out: cold,latency,1gb,files,throughput,fleet,audit. */
 const SKIP = new Set((Deno.env.get("BENCH_SKIP") ?? "").split(",").filter(Boolean));
 const ROOT = new URL("../", import.meta.url).pathname;
 /** How long an agent runs after ready before the next start is timed. */
@@ -265,6 +271,7 @@ function fmt(v: number, unit: string): string {
   if (unit === "s") return `${v.toFixed(v < 10 ? 2 : 1)} s`;
   if (unit === "MiB") return `${v.toFixed(0)} MiB`;
   if (unit === "/s") return `${v.toFixed(1)}/s`;
+  if (unit === "%") return `${v.toFixed(1)}%`;
   return `${v} ${unit}`;
 }
 
@@ -536,6 +543,85 @@ async function manyCommands(
   Object.assign(b.raw, { throughputAgent: tpAgent, throughputBot: tpBot });
 }
 
+/**
+ * `@all $ echo` to fleets of FLEET_SIZES agents on this Synapse, each size's
+ * figures next to the smallest size's (one agent: its round trip in this run).
+ */
+async function fleet(b: Bench) {
+  const t = performance.now();
+  const operatorUser = await b.synapse.register("fleetop", pw());
+  const operator = await startOperator(b.synapse.url, operatorUser);
+  b.cleanups.push(() => Promise.resolve(operator.stop()));
+  const setup = { synapse: b.synapse, operator, operatorUser, binDir: b.binDir, log };
+  const figs: FleetFigures[] = [];
+  for (const n of FLEET_SIZES) {
+    try {
+      figs.push(await fleetSize(setup, n, FLEET_ROUNDS));
+    } catch (e) {
+      // A size that does not fit (memory, CPU, time) is reported, not fatal.
+      b.notes.push(`fleet of ${n}: not measured: ${(e as Error).message.split("\n")[0]}`);
+      log(`fleet of ${n} failed: ${(e as Error).message}`);
+      break;
+    }
+  }
+  b.raw.fleet = figs;
+  if (figs.length === 0) return;
+  const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
+  const per = (f: FleetFigures) => ({
+    p50: median(f.allMs),
+    p95: percentile(f.allMs, 95),
+    synapseMs: (f.synapseCpuS / f.rounds) * 1000,
+    agentMs: (mean(f.agentCpuS) / f.rounds) * 1000,
+    synapseShare: (f.synapseCpuS / f.wallS) * 100,
+    agentShare: (mean(f.agentCpuS) / f.wallS) * 100,
+  });
+  const base = figs[0];
+  const b0 = per(base);
+  const name = `${base.size} agent${base.size === 1 ? "" : "s"}`;
+  for (const f of figs) {
+    const x = per(f);
+    const isBase = f === base;
+    const r = (metric: string, v: number, unit: string, bv: number) =>
+      b.rows.push(row(`fleet of ${f.size}: ${metric}`, v, unit, isBase ? null : bv, name));
+    r(`\`@all $ echo\` until all answered, p50 (n=${f.rounds})`, x.p50, "ms", b0.p50);
+    r(`\`@all $ echo\` until all answered, p95 (n=${f.rounds})`, x.p95, "ms", b0.p95);
+    r("Synapse CPU per round", x.synapseMs, "ms", b0.synapseMs);
+    r("CPU per round per agent (mean)", x.agentMs, "ms", b0.agentMs);
+    r("Synapse CPU share", x.synapseShare, "%", b0.synapseShare);
+    r("CPU share per agent (mean)", x.agentShare, "%", b0.agentShare);
+  }
+  const pct = (cpu: number, wall: number) => `${((cpu / wall) * 100).toFixed(1)}%`;
+  for (const f of figs) {
+    b.notes.push(
+      `fleet of ${f.size}: first answer p50 ${median(f.firstMs).toFixed(0)} ms; ` +
+        `idle (${f.idleS.toFixed(0)} s, no commands): Synapse ${
+          pct(f.idleSynapseCpuS, f.idleS)
+        }, ` +
+        `per agent ${pct(f.idleAgentCpuS, f.idleS)}; over the rounds the operator's client ` +
+        `${pct(f.operatorCpuS, f.wallS)}, each agent's commands (script + echo) ` +
+        `${pct(mean(f.agentChildCpuS), f.wallS)}; agent RSS ${(f.agentRss / MiB).toFixed(0)} MiB ` +
+        `(mean); ${f.size} started concurrently to ready in ${(f.startMs / 1000).toFixed(1)} s`,
+    );
+  }
+  b.notes.push(
+    "fleet: each agent's sync is the light one lib/matrix/client.ts sets up: one long-polled " +
+      "/sync at a time (the SDK's 30 s timeout), lazy-loaded members, a 200-event timeline page, " +
+      "an initial sync of 20; it sends no receipts or typing. It still receives every event of " +
+      "the room and decrypts it: per `@all` the other N-1 agents' replies and edits. Lighter " +
+      "for a fleet (not changed): timeline senders limited to the allowed operators (strangers' " +
+      "commands would then go unlogged), no presence, no ephemeral events",
+  );
+  b.notes.push(
+    "fleet: CPU share = CPU seconds (utime + stime, /proc/<pid>/stat) / wall seconds of the " +
+      `measured rounds, out of ${navigator.hardwareConcurrency} cores; an agent's figure ` +
+      "includes its worker threads, not the commands it runs. Each size has its own agents " +
+      `and room on the same Synapse; ${
+        FLEET_SIZES.length > figs.length ? "not all sizes fit; " : ""
+      }` +
+      `fleet section: ${((performance.now() - t) / 1000).toFixed(0)} s`,
+  );
+}
+
 /** `audit verify` against `sha256sum` of the same file. */
 async function auditFigures(b: Bench) {
   log(`audit verify of ${AUDIT_RECORDS} records (writing them first)`);
@@ -606,8 +692,9 @@ async function main(): Promise<void> {
       await manyCommands(b, [op1, op2], main, botUser.userId, { agent, bot });
     }
 
-    // Stop everything before the CPU-bound audit benchmark.
+    // Stop everything before the CPU-bound audit benchmark (and the fleet's CPU figures).
     for (const p of b.procs.splice(0)) await p.kill("SIGTERM");
+    if (!SKIP.has("fleet")) await fleet(b);
     for (const c of b.cleanups.splice(0).reverse()) await c().catch(() => {});
     if (!SKIP.has("audit")) await auditFigures(b);
 
