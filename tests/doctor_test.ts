@@ -237,6 +237,30 @@ Deno.test(
           await Deno.chmod(binDir, 0o755);
           const r = await cli("doctor", ["--env-file", asNobody]);
           has(r, "ok", "exec user", /"nobody" \(uid \d+\) cannot read .*device\.json.*\(tried\)/);
+          // The privileged lane's user is checked the same way.
+          const lanes = await variant(envFile, `${dir}/lanes.env`, {
+            TIBET_NC_EXEC_AS_SELF: "no",
+            TIBET_NC_EXEC_USER: "nobody",
+            TIBET_NC_APPROVED_EXEC_USER: "no-such-user-x",
+          });
+          const l = await cli("doctor", ["--env-file", lanes]);
+          has(
+            l,
+            "FAIL",
+            "approved exec user",
+            /TIBET_NC_APPROVED_EXEC_USER: user "no-such-user-x"/,
+          );
+          const daemon = await variant(envFile, `${dir}/daemon.env`, {
+            TIBET_NC_EXEC_AS_SELF: "no",
+            TIBET_NC_EXEC_USER: "nobody",
+            TIBET_NC_APPROVED_EXEC_USER: "daemon",
+          });
+          has(
+            await cli("doctor", ["--env-file", daemon]),
+            "ok",
+            "approved exec user",
+            /"daemon" \(uid \d+\)/,
+          );
           // Opened up along the whole path, as a careless install would.
           await Deno.chmod(dir, 0o755);
           await Deno.chmod(stateDir, 0o755);
