@@ -18,7 +18,7 @@
  * Run: `./deno run -A bench/main.ts`. Knobs (environment): BENCH_LATENCY_N (60),
  * BENCH_THROUGHPUT_N (200), BENCH_AUDIT_RECORDS (100000), BENCH_STARTS (3), BENCH_FILE_MB (100),
  * BENCH_FLEET_SIZES (1,5,10), BENCH_FLEET_ROUNDS (20),
- * BENCH_SKIP (comma-separated sections to leave out: cold,latency,1gb,files,throughput,fleet,audit).
+ * BENCH_SKIP (comma-separated sections to leave out: cold,latency,1gb,pipeline,files,throughput,fleet,audit).
  * @module
  */
 
@@ -31,7 +31,7 @@ import {
 } from "../tests/support/synapse.ts";
 import { type Operator, startOperator } from "../tests/support/operator.ts";
 import { type AgentProcess, startAgentProcess } from "../tests/support/agent_process.ts";
-import { makeBinDir } from "../tests/support/fixture.ts";
+import { makeBinDir, TEST_PROGRAMS } from "../tests/support/fixture.ts";
 import { startEchoBot } from "../tests/support/echo_bot.ts";
 import { executeCounts } from "./chaos.ts";
 import { runAuditBench } from "./audit_bench.ts";
@@ -46,7 +46,7 @@ const FILE_MB = Number(Deno.env.get("BENCH_FILE_MB") ?? 100);
 const FLEET_SIZES = (Deno.env.get("BENCH_FLEET_SIZES") ?? "1,5,10").split(",").map(Number)
   .filter((n) => n > 0);
 const FLEET_ROUNDS = Number(Deno.env.get("BENCH_FLEET_ROUNDS") ?? 20);
-/** Sections to leave out: cold,latency,1gb,files,throughput,fleet,audit. */
+/** Sections to leave out: cold,latency,1gb,pipeline,files,throughput,fleet,audit. */
 const SKIP = new Set((Deno.env.get("BENCH_SKIP") ?? "").split(",").filter(Boolean));
 const ROOT = new URL("../", import.meta.url).pathname;
 /** How long an agent runs after ready before the next start is timed. */
@@ -430,6 +430,32 @@ async function roundTrips(b: Bench, op: Operator, agentRoom: string, botRoom: st
   Object.assign(b.raw, { roundTripAgentMs: agent, roundTripBotMs: bot });
 }
 
+/**
+ * A pipeline moving 500 MB between its stages (the monitor copies every byte
+ * from one stage to the next), against the same pipeline under `script` and a shell.
+ */
+async function pipelineFigures(b: Bench, op: Operator, roomId: string) {
+  log("a 500 MB pipeline");
+  const line = "head -c 500000000 /dev/zero | wc -c";
+  const t = performance.now();
+  const id = await op.send(roomId, `$ timeout=300 ${line}`);
+  const body = await op.waitForFinal(roomId, id, 320_000);
+  const ms = performance.now() - t;
+  if (!/^500000000\s*$/m.test(body)) {
+    b.notes.push(`the 500 MB pipeline answered: ${body.slice(0, 200)}`);
+  }
+  const floor = await timeCommand("script", ["-qec", line, "/dev/null"]);
+  b.rows.push(
+    row(
+      "500 MB through a 2-stage pipeline, send → final",
+      ms,
+      "ms",
+      floor,
+      "same under `script` + sh",
+    ),
+  );
+}
+
 /** Peak RSS while a command prints 1 GB, and how long that takes. */
 async function bigOutput(
   b: Bench,
@@ -646,7 +672,7 @@ async function main(): Promise<void> {
   const synapse = await startSynapse();
   const b: Bench = {
     synapse,
-    binDir: await makeBinDir(),
+    binDir: await makeBinDir([...TEST_PROGRAMS, "wc"]),
     op1User: await synapse.register("op1", pw()),
     op2User: await synapse.register("op2", pw()),
     allowed: [],
@@ -687,6 +713,7 @@ async function main(): Promise<void> {
     const botRoom = await room([op1], botUser.userId);
     await roundTrips(b, op1, agentRoom, botRoom);
     if (!SKIP.has("1gb")) await bigOutput(b, agent, op1, agentRoom, idle);
+    if (!SKIP.has("pipeline")) await pipelineFigures(b, op1, agentRoom);
     if (!SKIP.has("files")) await transfers(b, agent, op1, agentRoom, fileDir);
     if (!SKIP.has("throughput")) {
       await manyCommands(b, [op1, op2], main, botUser.userId, { agent, bot });
