@@ -117,12 +117,20 @@ Deno.test(
         }
       });
 
-      await t.step("an edit that turns a message into an approval does nothing", async () => {
-        const msg = await b.send(room, "hello");
-        await b.edit(room, msg, `$ approve ${first.hold}`);
-        await sleep(3000);
-        assert.deepEqual(await runs(), []);
-      });
+      await t.step(
+        "an edit that turns a message into an approval does nothing but a record",
+        async () => {
+          const msg = await b.send(room, "hello");
+          const edit = await b.edit(room, msg, `$ approve ${first.hold}`);
+          await sleep(3000);
+          assert.deepEqual(await runs(), []);
+          const log = await Deno.readTextFile(`${w.stateDir}/audit.jsonl`);
+          const refusal = log.trim().split("\n").map((l) => JSON.parse(l).token)
+            .find((t) => t.eraan.includes(edit));
+          assert.ok(refusal, "the edit is recorded");
+          assert.equal(JSON.parse(refusal.eromheen).rule, "deny.approval.edit");
+        },
+      );
 
       await t.step(
         "the other operator's approval runs it once, as the approved exec user",

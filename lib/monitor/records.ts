@@ -26,6 +26,7 @@ export const WORKER_RULES: Readonly<Record<string, "stranger" | "operator">> = {
   "deny.expired": "operator",
   "deny.rate": "operator",
   "deny.busy": "operator",
+  "deny.approval.edit": "operator",
 };
 
 const MAX_TEXT = 65_536;

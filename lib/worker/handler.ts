@@ -123,6 +123,14 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     flooding.delete(cmd.sender);
     const refusal = cmd.refusal ?? await cmd.judge?.();
     if (refusal) return await refuse(cmd, reply, refusal.rule, refusal.reason);
+    if (cmd.edit) {
+      return await refuse(
+        cmd,
+        null,
+        "deny.approval.edit",
+        "an edit never approves or rejects; send `approve ID` as a new message",
+      );
+    }
     if (stale) {
       const secs = Math.round(age / 1000);
       return await refuse(

@@ -39,6 +39,8 @@ import { createHandler } from "./handler.ts";
 import { createTrustRecheck, senderRefusal, TRUST_FAILURES } from "./sender_trust.ts";
 import type { CommandHandler, Replier } from "./reply_parts.ts";
 import { fetchDecrypted, uploadEncrypted } from "./file_transfer.ts";
+import { editedRuling } from "../matrix/edits.ts";
+import { answerInterrupted } from "./interrupted_answers.ts";
 import { replyShape } from "./fleet_reply.ts";
 
 /**
@@ -285,11 +287,20 @@ export async function startMatrixWorker(
       who.userId,
       config.room,
     );
-    if (c.kind === "ignore") return;
+    // An edit never acts; one that would approve or reject is still judged and recorded.
+    const edited = c.kind === "ignore" ? editedRuling(c, event.getOriginalContent()) : null;
+    if (c.kind === "ignore" && edited === null) return;
     const sender = event.getSender()!;
     const originTs = event.getTs();
     const reply = replier(roomId, id);
     const judge = () => senderRefusal(client, config, event, pinned);
+    if (edited !== null) {
+      return track(
+        handler({ text: edited, sender, roomId, eventId: id, originTs, judge, edit: true }, reply),
+        id,
+      );
+    }
+    if (c.kind === "ignore") return;
     const { attachment } = c;
     const fetchAttachment = attachment && (() => fetchDecrypted(config, attachment));
     track(
@@ -334,27 +345,6 @@ export async function startMatrixWorker(
     }
   });
 
-  // The previous run's claims that never got a final reply: the monitor says
-  // what became of each (from the audit log); strangers' are dropped unanswered.
-  async function answerInterrupted(): Promise<void> {
-    const all = seen.takeUnfinished();
-    const mine = all.filter((u) => config.allowedUsers.includes(u.sender));
-    for (const u of all) if (!mine.includes(u)) seen.done(u.eventId);
-    if (mine.length === 0) return;
-    const rooms = new Map(mine.map((u) => [u.eventId, u.roomId]));
-    for (const a of await monitor.interrupted(mine)) {
-      const roomId = rooms.get(a.eventId);
-      if (!roomId) continue;
-      try {
-        await replier(roomId, a.eventId).send(a.parts);
-        seen.done(a.eventId);
-        log(`answered ${a.eventId} of the previous run: ${a.parts.head}`);
-      } catch (e) {
-        log(`cannot answer ${a.eventId} of the previous run: ${(e as Error).message}`);
-      }
-    }
-  }
-
   let timer: ReturnType<typeof setTimeout> | undefined;
   const ready = new Promise<void>((resolve, reject) => {
     client.on(ClientEvent.Sync, (state: SyncState, _prev, data?: { error?: Error }) => {
@@ -385,7 +375,9 @@ export async function startMatrixWorker(
     `ready: ${who.userId} device ${who.deviceId}, ${config.allowedUsers.length} allowed operator(s), chain #${head.seq}`,
   );
   keep(
-    answerInterrupted().catch((e) => log(`error answering the previous run's commands: ${e}`)),
+    answerInterrupted({ seen, monitor, allowedUsers: config.allowedUsers, replier, log }).catch((
+      e,
+    ) => log(`error answering the previous run's commands: ${e}`)),
   );
 
   return {

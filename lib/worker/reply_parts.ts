@@ -37,6 +37,8 @@ export interface IncomingCommand {
   attachment?: Attachment;
   /** Downloads and decrypts that file; the stream errors when its hash does not match. */
   fetchAttachment?: () => Promise<ReadableStream<Uint8Array>>;
+  /** An edit that would approve or reject: judged, recorded as refused, never acted on. */
+  edit?: boolean;
   /** Set when the Matrix side already knows the command must be refused (untrusted device). */
   refusal?: { rule: string; reason: string };
   /**
