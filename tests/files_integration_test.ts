@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { startWorld, TEST_PROGRAMS } from "./support/fixture.ts";
 import { rawMedia, receiveFile, sendFile } from "./support/operator_files.ts";
 import { runMain } from "./support/cli.ts";
+import { startOperator } from "./support/operator.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const isRoot = Deno.uid() === 0;
@@ -44,6 +45,7 @@ Deno.test("files: get, put and output.txt as encrypted attachments", opts, async
     {
       TIBET_NC_FILE_DIRS: files,
       TIBET_NC_MAX_FILE_BYTES: String(MAX),
+      TIBET_NC_RATE_LIMIT: "1000", // some 40 messages in a minute or two
       ...(isRoot ? { TIBET_NC_EXEC_AS_SELF: "no", TIBET_NC_EXEC_USER: "nobody" } : {}),
     },
     [...TEST_PROGRAMS, "seq"],
@@ -204,6 +206,29 @@ Deno.test("files: get, put and output.txt as encrypted attachments", opts, async
       assert.match(body, /deny\.file\.attachment.*caption/);
       assert.deepEqual(listing(files), before, "a refused put left a file");
       assert.deepEqual(listing(secret), ["secret.txt"], "a put wrote outside the file dirs");
+    });
+
+    await t.step("a put from a device its owner did not cross-sign writes nothing", async () => {
+      const before = listing(files);
+      const login = await w.synapse.login(w.operatorUser.userId, w.operatorUser.password);
+      const unsigned = await startOperator(w.synapse.url, login, false);
+      try {
+        await unsigned.waitForRoom(room);
+        await new Promise((r) => setTimeout(r, 1000)); // let it see the room's members' devices
+        const data = new TextEncoder().encode("from an unsigned device\n");
+        const id = await sendFile(unsigned.client, room, data, "unsigned.txt", `$ put ${files}`);
+        const reply = await operator.waitForReply(room, id, 60_000);
+        assert.match(reply.getContent().body, /refused \(deny\.device\)/);
+        // The agent judges the device again with fresh keys before it refuses: give it time.
+        const deadline = Date.now() + 60_000;
+        while (!/deny\.device/.test(await Deno.readTextFile(`${w.stateDir}/audit.jsonl`))) {
+          assert.ok(Date.now() < deadline, "the refusal was not recorded");
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        assert.deepEqual(listing(files), before, "the unsigned device's put wrote a file");
+      } finally {
+        unsigned.stop();
+      }
     });
 
     await t.step("the audit log binds path, size and SHA-256, and verifies", async () => {
