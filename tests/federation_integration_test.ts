@@ -15,7 +15,7 @@ import type { MatrixEvent } from "matrix-js-sdk";
 import { startSynapse, type Synapse } from "./support/synapse.ts";
 import { type FleetAgent, startFleetAgent } from "./support/fleet.ts";
 import { type Operator, startOperator } from "./support/operator.ts";
-import { onExit } from "./support/cleanup.ts";
+import { cleanupStack } from "./support/cleanup.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -77,14 +77,8 @@ async function waitForHosts(
 }
 
 Deno.test("a fleet across two federated homeservers, over E2EE", opts, async (t) => {
-  const cleanups: (() => Promise<unknown>)[] = [];
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    closing ??= (async () => {
-      for (const c of cleanups.reverse()) await c().catch(() => {});
-      unregister();
-    })();
-  const unregister = onExit(close);
+  // A signal while starting or running stops all of it too (cleanup.ts).
+  const { cleanups, close } = cleanupStack();
   try {
     const [a, b] = await Promise.all([
       startSynapse({ federation: true }),

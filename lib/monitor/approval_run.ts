@@ -20,16 +20,11 @@ export async function holdForApproval(
   ctx: MonitorContext,
   origin: CommandOrigin,
   sink: CommandSink,
+  rule: string,
   reason: string,
-  run: {
-    rule: string;
-    /** The cancel reason, if the command was cancelled meanwhile. */
-    cancelled: () => string | null;
-    /** Hands the run its withdraw function while held; null once decided. */
-    onWithdraw: (withdraw: ((reason: string) => void) | null) => void;
-  },
+  /** Gets the withdraw function while the command is held (a cancel withdraws it); null once decided. */
+  onWithdraw: (withdraw: ((reason: string) => void) | null) => void,
 ): Promise<{ by: string; record: AuditRecord } | null> {
-  const rule = run.rule;
   let held: Held;
   try {
     held = await ctx.approvals.hold(origin, rule);
@@ -41,10 +36,7 @@ export async function holdForApproval(
     });
     return null;
   }
-  const withdraw = (why: string) => void ctx.approvals.withdraw(held.id, why);
-  run.onWithdraw(withdraw);
-  const cancelled = run.cancelled();
-  if (cancelled !== null) withdraw(cancelled);
+  onWithdraw((why) => void ctx.approvals.withdraw(held.id, why));
   const others = ctx.config.allowedUsers.filter((u) => u !== origin.sender);
   const until = new Date(held.expiresAt).toISOString().slice(11, 19);
   sink.held({
@@ -58,7 +50,7 @@ export async function holdForApproval(
       ` (request recorded as #${held.request.seq})`,
   });
   const d = await held.decision;
-  run.onWithdraw(null);
+  onWithdraw(null);
   if (d.kind === "approve") return d;
   const tail = d.record ? provenance(d.record) : provenance(held.request);
   const head = d.kind === "reject"

@@ -101,9 +101,14 @@ export function startCommand(
 ): Pending {
   let cancelReason: string | null = null;
   let handle: PipelineHandle | null = null;
-  let stopFile: ((reason: string) => void) | null = null;
-  let withdraw: ((reason: string) => void) | null = null;
-  let stopWatch: ((reason: string) => void) | null = null;
+  // What stops the command besides its processes: a transfer, a held request or
+  // a watch (one at a time). A cancel that came first applies at once.
+  let stopper: ((reason: string) => void) | null = null;
+  let held = false;
+  const onCancel = (stop: ((reason: string) => void) | null) => {
+    stopper = stop;
+    if (stop && cancelReason !== null) stop(cancelReason);
+  };
   const done = run().catch((e) => {
     ctx.log(`monitor error running ${origin.eventId}: ${(e as Error).stack ?? e}`);
     sink.final(false, { head: `failed: ${(e as Error).message}` });
@@ -112,12 +117,10 @@ export function startCommand(
     cancel(reason) {
       cancelReason ??= reason;
       handle?.cancel(reason);
-      stopFile?.(reason);
-      withdraw?.(reason);
-      stopWatch?.(reason);
+      stopper?.(reason);
     },
     get held() {
-      return withdraw !== null;
+      return held;
     },
     done,
   };
@@ -145,10 +148,7 @@ export function startCommand(
       if (asked.watchS !== undefined || asked.durationS !== undefined || asked.screen) {
         return await refuse("deny.file.prefix", "get and put take only timeout=N");
       }
-      return await runFileCommand(ctx, origin, text, sink, attachment, (stop) => {
-        stopFile = stop;
-        if (cancelReason !== null) stop(cancelReason);
-      });
+      return await runFileCommand(ctx, origin, text, sink, attachment, onCancel);
     }
     if (attachment) {
       return await refuse(
@@ -171,11 +171,17 @@ export function startCommand(
     let grant: AuditRecord | undefined;
     let approvedBy = "", approver = "";
     if (checked.verdict === "approve") {
-      const decision = await holdForApproval(ctx, origin, sink, checked.reason, {
-        rule: checked.rule,
-        cancelled: () => cancelReason,
-        onWithdraw: (w) => withdraw = w,
-      });
+      const decision = await holdForApproval(
+        ctx,
+        origin,
+        sink,
+        checked.rule,
+        checked.reason,
+        (w) => {
+          held = w !== null;
+          onCancel(w);
+        },
+      );
       if (decision === null) return;
       grant = decision.record;
       approver = decision.by;
@@ -240,10 +246,7 @@ export function startCommand(
         record,
         timeoutS,
         watchS: asked.watchS,
-        onStop: (stop) => {
-          stopWatch = stop;
-          if (cancelReason !== null) stop(cancelReason);
-        },
+        onStop: onCancel,
       });
     }
 

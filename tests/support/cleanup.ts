@@ -51,3 +51,24 @@ function hook(): void {
     });
   }
 }
+
+/** Undo steps of one harness, and the `close()` that runs them. */
+export interface CleanupStack {
+  /** Push an undo step as each thing is started; they run newest first. */
+  cleanups: (() => Promise<unknown>)[];
+  /** Runs every step once, each to its end, errors ignored; also on a signal. */
+  close(): Promise<void>;
+}
+
+/** A stack of undo steps, registered with {@linkcode onExit} until it is closed. */
+export function cleanupStack(): CleanupStack {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      for (const c of cleanups.reverse()) await c().catch(() => {});
+      unregister();
+    })();
+  const unregister = onExit(close);
+  return { cleanups, close };
+}

@@ -6,7 +6,7 @@
 
 import { type Registered, startSynapse, type Synapse, SYNAPSE_VERSION } from "./synapse.ts";
 import { type Operator, type SdkLog, startOperator } from "./operator.ts";
-import { onExit } from "./cleanup.ts";
+import { cleanupStack } from "./cleanup.ts";
 import { type AgentProcess, startAgentProcess } from "./agent_process.ts";
 
 /** Programs linked into the test bin dir when present on this machine. */
@@ -95,15 +95,8 @@ export async function startWorld(
   opts: WorldOptions = {},
 ): Promise<World> {
   const progress = opts.progress ?? (() => {});
-  const cleanups: (() => Promise<unknown>)[] = [];
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    closing ??= (async () => {
-      for (const c of cleanups.reverse()) await c().catch(() => {});
-      unregister();
-    })();
   // A signal while starting or running stops all of it too (cleanup.ts).
-  const unregister = onExit(close);
+  const { cleanups, close } = cleanupStack();
   try {
     const synapse = await startSynapse();
     cleanups.push(() => synapse.stop());

@@ -8,7 +8,7 @@
 
 import { type Registered, startSynapse, type Synapse } from "./synapse.ts";
 import { type Operator, startOperator } from "./operator.ts";
-import { onExit } from "./cleanup.ts";
+import { cleanupStack } from "./cleanup.ts";
 import { type AgentProcess, startAgentProcess } from "./agent_process.ts";
 import { makeBinDir } from "./fixture.ts";
 
@@ -90,14 +90,8 @@ export async function startFleetAgent(
  * then the operator, who makes an encrypted room and invites them all.
  */
 export async function startFleet(hosts: HostSpec[]): Promise<Fleet> {
-  const cleanups: (() => Promise<unknown>)[] = [];
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    closing ??= (async () => {
-      for (const c of cleanups.reverse()) await c().catch(() => {});
-      unregister();
-    })();
-  const unregister = onExit(close);
+  // A signal while starting or running stops all of it too (cleanup.ts).
+  const { cleanups, close } = cleanupStack();
   try {
     const synapse = await startSynapse();
     cleanups.push(() => synapse.stop());
