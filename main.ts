@@ -24,6 +24,7 @@ commands:
   audit verify              prove the audit log is complete and unaltered
   audit show [-n N]         print recent audit records
   trust @user:server        approve an operator's changed identity
+  connect [HOST] [-- CMD]   your own terminal to an agent: interactive, or one command
   help                      this text
 
 Run 'tibet-nc <command> --help' for a command's options.`;
@@ -41,6 +42,8 @@ async function main(args: string[]): Promise<number> {
       return await (await import("./lib/cli/trust.ts")).trustCommand(rest);
     case "login":
       return await (await import("./lib/cli/login.ts")).loginCommand(rest);
+    case "connect":
+      return await (await import("./lib/cli/connect.ts")).connectCommand(rest);
     case "doctor":
       return await (await import("./lib/cli/doctor.ts")).doctorCommand(rest);
     case "version":

@@ -14,8 +14,8 @@ export class PasswordError extends Error {
 
 const CTRL_C = 0x03, CTRL_D = 0x04, CTRL_U = 0x15, BS = 0x08, DEL = 0x7f;
 
-/** Reads a password from the terminal with echo off; null when cancelled. */
-async function promptPassword(prompt: string): Promise<string | null> {
+/** Reads a secret (a password, a recovery key) from the terminal with echo off; null when cancelled. */
+export async function promptSecret(prompt: string): Promise<string | null> {
   const enc = new TextEncoder();
   Deno.stderr.writeSync(enc.encode(prompt));
   const bytes: number[] = [];
@@ -76,7 +76,7 @@ export async function readPassword(userId: string, fromStdin: boolean): Promise<
   let password: string | null;
   if (fromStdin || !Deno.stdin.isTerminal()) password = await readPasswordLine();
   else {
-    password = await promptPassword(`password for ${userId}: `);
+    password = await promptSecret(`password for ${userId}: `);
     if (password === null) throw new PasswordError("cancelled; nothing was changed");
   }
   if (password === "") throw new PasswordError("no password given; nothing was changed");

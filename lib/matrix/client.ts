@@ -5,7 +5,13 @@
  * @module
  */
 
-import { createClient, Filter, type MatrixClient, MatrixScheduler } from "matrix-js-sdk";
+import {
+  createClient,
+  Filter,
+  type ICreateClientOpts,
+  type MatrixClient,
+  MatrixScheduler,
+} from "matrix-js-sdk";
 import type { Logger } from "matrix-js-sdk/lib/logger.js";
 import {
   AllDevicesIsolationMode,
@@ -123,6 +129,7 @@ export async function startCrypto(
   who: WhoAmI,
   store: DurableStore,
   logger: Logger,
+  extra: Partial<ICreateClientOpts> = {},
 ): Promise<MatrixClient> {
   // The rust crypto opens its IndexedDB through these globals and checks the
   // objects it gets against the IDB* constructors (wasm-bindgen's dyn_into).
@@ -136,6 +143,7 @@ export async function startCrypto(
     logger,
     fetchFn: flushingFetch(store),
     scheduler: unqueuedScheduler(),
+    ...extra,
   });
   await client.initRustCrypto();
   return client;

@@ -5,6 +5,11 @@
  * @module
  */
 
+import type { AnswerFacts, ReplyParts } from "../worker/reply_parts.ts";
+
+/** The content key of a reply's {@linkcode AnswerFacts} (documented in the README). */
+export const ANSWER_KEY = "org.tibet-nc.answer";
+
 /** A reply message content. */
 export interface ReplyContent {
   msgtype: "m.notice";
@@ -58,7 +63,7 @@ export function escapeHtml(s: string): string {
  */
 export function replyContent(
   inReplyTo: string | null,
-  parts: { head?: string; pre?: string; tail?: string },
+  parts: ReplyParts,
   thread = false,
 ): ReplyContent {
   const plain = [parts.head, parts.pre, parts.tail].filter((p) => p !== undefined && p !== "")
@@ -74,6 +79,8 @@ export function replyContent(
     format: "org.matrix.custom.html",
     formatted_body: html,
   };
+  const facts = answerFacts(parts);
+  if (facts) content[ANSWER_KEY] = facts;
   if (inReplyTo) content["m.relates_to"] = relation(inReplyTo, thread);
   if (bytes(content) > MAX_EVENT_BYTES) {
     // Escaping can make the HTML five times the text (`&` is `&amp;`): plain text then.
@@ -91,7 +98,7 @@ export function replyContent(
  */
 export function editContent(
   replyId: string,
-  parts: { head?: string; pre?: string; tail?: string },
+  parts: ReplyParts,
 ): Record<string, unknown> {
   const full = replyContent(null, parts);
   const { "m.relates_to": _none, ...newContent } = full;
@@ -119,4 +126,22 @@ export function editContent(
     edit.body = head + note + tail;
   }
   return edit;
+}
+
+/** `TIBET: <token id> | L4: <16 hex of the chain head> | #<seq>`, as `provenance()` writes it. */
+const PROVENANCE = /^TIBET: (\S+) \| L4: ([0-9a-f]+) \| #(\d+)/;
+
+/**
+ * The answer's facts as sent: `parts.answer` plus the provenance line's token
+ * id, chain head prefix and record number; null for a reply with neither.
+ */
+export function answerFacts(
+  parts: ReplyParts,
+): (Partial<AnswerFacts> & { tibet_id?: string; l4?: string; seq?: number }) | null {
+  const p = PROVENANCE.exec(parts.tail ?? "");
+  if (!parts.answer && !p) return null;
+  return {
+    ...(parts.answer ?? {}),
+    ...(p ? { tibet_id: p[1], l4: p[2], seq: Number(p[3]) } : {}),
+  };
 }

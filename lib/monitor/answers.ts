@@ -8,7 +8,7 @@ import type { AuditLog } from "../audit/log.ts";
 import type { AuditRecord } from "../audit/record.ts";
 import { formatBytes } from "../exec/output.ts";
 import type { RunResult } from "../exec/run.ts";
-import type { ReplyParts } from "../worker/reply_parts.ts";
+import type { AnswerFacts, ReplyParts } from "../worker/reply_parts.ts";
 
 /** The provenance line of a record: `TIBET: <token> | L4: <head> | #<seq>`. */
 export function provenance(r: AuditRecord): string {
@@ -22,7 +22,23 @@ export function notRecorded(e: unknown): string {
 
 /** A refusal, as the operator reads it. */
 export function refusedParts(rule: string, reason: string, tail?: string): ReplyParts {
-  return { head: `refused (${rule}): ${reason}`, tail };
+  return { head: `refused (${rule}): ${reason}`, tail, answer: refusedFacts(rule) };
+}
+
+/** The facts of a refusal: `deny.expired` is its own status, since a script may resend. */
+export function refusedFacts(rule: string): AnswerFacts {
+  return { status: rule === "deny.expired" ? "expired" : "refused", rule };
+}
+
+/** The facts of a finished run, for the reply's `org.tibet-nc.answer`. */
+export function exitedFacts(r: RunResult): AnswerFacts {
+  return {
+    status: "exited",
+    exit_code: r.code,
+    duration_ms: Math.round(r.durationMs),
+    timed_out: r.timedOut,
+    cancelled: r.cancelled,
+  };
 }
 
 /** The first line of a finished command's reply: exit status, time, why it stopped. */
@@ -61,5 +77,5 @@ export async function failedParts(
   } catch (e) {
     tail += ` (result not recorded: ${(e as Error).message})`;
   }
-  return { head: `refused (${rule}): ${reason}`, tail };
+  return { head: `refused (${rule}): ${reason}`, tail, answer: { status: "failed", rule } };
 }

@@ -7,7 +7,7 @@
 
 import type { AuditRecord } from "../audit/log.ts";
 import type { Held } from "./approvals.ts";
-import { provenance } from "./answers.ts";
+import { provenance, refusedFacts } from "./answers.ts";
 import type { CommandSink, MonitorContext } from "./command_run.ts";
 import type { CommandOrigin } from "./protocol.ts";
 
@@ -30,6 +30,7 @@ export async function holdForApproval(
     held = await ctx.approvals.hold(origin, rule);
   } catch (e) {
     sink.final(false, {
+      answer: refusedFacts("deny.audit"),
       head: `refused (deny.audit): the approval request cannot be recorded: ${
         (e as Error).message
       }`,
@@ -48,6 +49,7 @@ export async function holdForApproval(
           `\`cancel\` withdraws it.`) +
       // No provenance line yet: that marks the answer, which comes with the decision.
       ` (request recorded as #${held.request.seq})`,
+    answer: { status: "held" },
   });
   const d = await held.decision;
   onWithdraw(null);
@@ -58,7 +60,11 @@ export async function holdForApproval(
     : d.kind === "expire"
     ? `expired: no approval within ${ctx.config.approvalTimeout} s; not run`
     : `withdrawn (${d.reason}): not run`;
-  sink.final(false, { head, tail });
+  const answer = d.kind === "expire" ? { status: "expired" as const, rule: "approval.expired" } : {
+    status: "refused" as const,
+    rule: `approval.${d.kind === "reject" ? "rejected" : "withdrawn"}`,
+  };
+  sink.final(false, { head, tail, answer });
   return null;
 }
 
@@ -77,11 +83,17 @@ export async function decideHeld(
   } catch (e) {
     return sink.final(false, {
       head: `refused (deny.audit): the ${verb} cannot be recorded: ${(e as Error).message}`,
+      answer: refusedFacts("deny.audit"),
     });
   }
   if (!r.ok) return await refuse(r.rule, r.reason);
   const what = verb === "approve"
     ? `approved #${r.held.id} of ${r.held.requester}: it runs now; its output answers their command`
     : `rejected #${r.held.id} of ${r.held.requester}: it does not run`;
-  sink.final(true, { head: what, pre: r.held.text, tail: provenance(r.record) });
+  sink.final(true, {
+    head: what,
+    pre: r.held.text,
+    tail: provenance(r.record),
+    answer: { status: "done" },
+  });
 }

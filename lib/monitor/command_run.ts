@@ -23,7 +23,15 @@ import { createFullOutput, type FullOutput } from "../exec/full_output.ts";
 import { type PipelineHandle, runPipeline } from "../exec/pipeline.ts";
 import type { Recorder } from "../recording/recorder.ts";
 import type { ReplyParts } from "../worker/reply_parts.ts";
-import { failedParts, notRecorded, provenance, refusedParts, summary } from "./answers.ts";
+import {
+  exitedFacts,
+  failedParts,
+  notRecorded,
+  provenance,
+  refusedFacts,
+  refusedParts,
+  summary,
+} from "./answers.ts";
 import type { AttachmentInfo, CommandOrigin } from "./protocol.ts";
 import { isFileCommand } from "../files/request.ts";
 import { runFileCommand } from "./file_run.ts";
@@ -232,6 +240,7 @@ export function startCommand(
       ctx.log(`refused ${origin.eventId}: ${why}`);
       sink.final(false, {
         head: `refused (deny.audit): the audit log cannot be written, so nothing runs: ${why}`,
+        answer: refusedFacts("deny.audit"),
       });
       return;
     }
@@ -343,7 +352,7 @@ export function startCommand(
     if (!screen && (out.truncated || out.text().length > MESSAGE_OUTPUT_CHARS)) {
       head += ` · ${await attachWhole(resultRecord ?? record, full)}`;
     }
-    sink.final(true, { head, pre, tail });
+    sink.final(true, { head, pre, tail, answer: exitedFacts(result) });
   }
 
   /**

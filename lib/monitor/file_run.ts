@@ -15,7 +15,7 @@ import { formatBytes } from "../exec/output.ts";
 import { FileError, openForGet, prepareForPut } from "../files/exec_file.ts";
 import { badFileName, parseFileRequest, pathRefusal } from "../files/request.ts";
 import type { AttachmentInfo, CommandOrigin } from "./protocol.ts";
-import { failedParts, notRecorded, provenance, refusedParts } from "./answers.ts";
+import { failedParts, notRecorded, provenance, refusedFacts, refusedParts } from "./answers.ts";
 import { appendDeny, appendExecute } from "./records.ts";
 import type { CommandSink, MonitorContext } from "./command_run.ts";
 
@@ -79,6 +79,7 @@ export async function runFileCommand(
         : `audit log error: ${(e as Error).message}`;
       sink.final(false, {
         head: `refused (deny.audit): the audit log cannot be written, so nothing runs: ${why}`,
+        answer: refusedFacts("deny.audit"),
       });
       return null;
     }
@@ -108,6 +109,7 @@ export async function runFileCommand(
     sink.final(true, {
       head: `${verb} ${path} · ${formatBytes(bytes)} · sha256 ${sha256}`,
       tail,
+      answer: { status: "done", duration_ms: Date.now() - started },
     });
   };
   const judgeReal = (real: string) => {

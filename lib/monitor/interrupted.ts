@@ -11,7 +11,7 @@ import type { AuditLog, AuditRecord } from "../audit/log.ts";
 import { recordsByEvent } from "../audit/by_event.ts";
 import type { Unfinished } from "../airlock/replay.ts";
 import type { ReplyParts } from "../worker/reply_parts.ts";
-import { provenance } from "./answers.ts";
+import { provenance, refusedFacts } from "./answers.ts";
 import { ERACHTER } from "./records.ts";
 
 /** At most this many are answered at a start: the newest. */
@@ -41,8 +41,12 @@ export async function interruptedAnswer(
   const interrupted = {
     head: `interrupted: the agent stopped while this command ran; its output is lost ` +
       `and it is not run again`,
+    answer: { status: "failed" as const, rule: "interrupted" },
   };
-  const notRun = { head: `not run: ${lead}; nothing ran, send it again` };
+  const notRun = {
+    head: `not run: ${lead}; nothing ran, send it again`,
+    answer: { status: "failed" as const, rule: "not-run" },
+  };
   if (last?.token.token_type === "nc.command.interrupted") {
     return { ...notRun, tail: provenance(last) };
   }
@@ -73,7 +77,11 @@ export async function interruptedAnswer(
     const how = c.exit_code === null || c.exit_code === undefined
       ? `ended (${c.failed ?? "no exit code"})`
       : `ended with exit ${c.exit_code}`;
-    return { head: `${lead}: it ${how}; its output is lost`, tail: provenance(last) };
+    return {
+      head: `${lead}: it ${how}; its output is lost`,
+      tail: provenance(last),
+      answer: { status: "exited", exit_code: typeof c.exit_code === "number" ? c.exit_code : null },
+    };
   }
   if (last.token.token_type.startsWith("nc.approval.")) {
     // Held for approval when the agent stopped: held commands do not survive a
@@ -92,12 +100,17 @@ export async function interruptedAnswer(
       head: `expired: the agent restarted while this command waited for approval; ` +
         `it does not run; send it again`,
       tail: provenance(rec),
+      answer: { status: "expired", rule: "approval.expired" },
     };
   }
   if (last.token.token_type === "nc.airlock.deny") {
-    return { head: `refused (${c.rule}): ${c.reason} (${lead})`, tail: provenance(last) };
+    return {
+      head: `refused (${c.rule}): ${c.reason} (${lead})`,
+      tail: provenance(last),
+      answer: refusedFacts(String(c.rule)),
+    };
   }
-  return { head: `${lead}; see the record`, tail: provenance(last) };
+  return { head: `${lead}; see the record`, tail: provenance(last), answer: { status: "failed" } };
 }
 
 /** One answer to an unfinished command. */

@@ -6,7 +6,7 @@
  */
 
 import { recentEventIds } from "../audit/by_event.ts";
-import { notRecorded, provenance } from "./answers.ts";
+import { notRecorded, provenance, refusedParts } from "./answers.ts";
 import { type MonitorContext, type Pending, startCommand } from "./command_run.ts";
 import { answerUnfinished } from "./interrupted.ts";
 import type { ToMonitor, ToWorker } from "./protocol.ts";
@@ -53,7 +53,7 @@ export function requestHandler(
           // Refused unrecorded: a request no honest worker sends.
           const refuse = (rule: string, reason: string) => {
             log(`monitor refused run request #${m.id}: ${rule}: ${reason}`);
-            const parts = { head: `refused (${rule}): ${reason}` };
+            const parts = refusedParts(rule, reason);
             send({ type: "final", id: m.id, ran: false, parts, head: audit.head() });
           };
           try {

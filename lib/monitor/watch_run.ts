@@ -27,7 +27,7 @@ import {
 } from "../exec/pipeline.ts";
 import { checkCommand } from "../policy/check.ts";
 import type { CommandOrigin } from "./protocol.ts";
-import { provenance, summary } from "./answers.ts";
+import { exitedFacts, provenance, summary } from "./answers.ts";
 import {
   type CommandSink,
   MESSAGE_OUTPUT_CHARS,
@@ -153,5 +153,8 @@ export async function runWatch(
   const head = `watch ended after ${runs} run${runs === 1 ? "" : "s"} every ${req.watchS} s: ${
     stopReason ?? "stopped"
   }`;
-  sink.final(true, { head, pre: shown === "" ? undefined : shown, tail });
+  const answer = last ? { ...exitedFacts(last.result), duration_ms: Date.now() - started } : {
+    status: "failed" as const,
+  };
+  sink.final(true, { head, pre: shown === "" ? undefined : shown, tail, answer });
 }

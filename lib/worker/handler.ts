@@ -16,6 +16,7 @@ import { badEncryptedFile } from "../matrix/attachment.ts";
 import { isBuiltin, runBuiltin } from "./builtins.ts";
 import { aim, FLEET_HINT } from "../matrix/target.ts";
 import { createJobs } from "./jobs.ts";
+import { refusedFacts, refusedParts } from "../monitor/answers.ts";
 import { rateLimiter } from "./limits.ts";
 import type { CommandHandler, IncomingCommand, Replier, ReplyParts } from "./reply_parts.ts";
 
@@ -58,7 +59,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
     counters.refused++;
     log(`refused ${cmd.eventId} from ${cmd.sender}: ${rule}: ${reason}`);
     const tail = await monitor.record(origin(cmd), { kind: "deny", rule, reason });
-    if (reply) await reply.send({ head: `refused (${rule}): ${reason}`, tail });
+    if (reply) await reply.send(refusedParts(rule, reason, tail));
   }
 
   const fleet = { fleet: config.fleet, hint: config.fleetHint };
@@ -145,7 +146,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
 
     // Untargeted in a fleet: the one hinting agent says how to target, nothing runs.
     if (aimed === "hint") {
-      await reply.send({ head: FLEET_HINT });
+      await reply.send({ head: FLEET_HINT, answer: refusedFacts("fleet.untargeted") });
       return;
     }
     const words = cmd.text.trim().split(/\s+/);
@@ -159,7 +160,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
       if (name === "exit" || name === "cancel") {
         parts.tail = await monitor.record(origin(cmd), { kind: name });
       }
-      await reply.send(parts);
+      await reply.send({ ...parts, answer: parts.answer ?? { status: "done" } });
       return;
     }
 
@@ -198,6 +199,7 @@ export function createHandler(deps: HandlerDeps): CommandHandler {
         latest = {
           head: `running #${job.id} (${Math.round(elapsedMs / 1000)} s): ${text}`,
           pre: body,
+          answer: { status: "running" },
         };
         flush();
       },

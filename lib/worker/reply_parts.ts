@@ -7,11 +7,34 @@
 import type { Attachment } from "../matrix/events.ts";
 import type { Selector } from "../matrix/target.ts";
 
-/** What a reply says: a heading line, a preformatted block, a trailer line. */
+/**
+ * What kind of answer a reply is, for programs (`tibet-nc connect`, scripts):
+ * sent as the content's `org.tibet-nc.answer`, with the provenance line's
+ * facts added (`tibet_id`, `l4`, `seq`). A person reads the text; this is the
+ * same answer as data, so no client has to parse the words.
+ */
+export interface AnswerFacts {
+  /**
+   * `running`: a progress edit follows. `held`: waits for another operator's
+   * approval. `exited`: the command ran and ended (`exit_code`). `done`: a
+   * built-in, a file transfer or an approval given. `refused` and `expired`:
+   * not run (`rule`). `failed`: recorded as run, but it did not start or was
+   * interrupted.
+   */
+  status: "running" | "held" | "exited" | "done" | "refused" | "expired" | "failed";
+  exit_code?: number | null;
+  duration_ms?: number;
+  rule?: string;
+  timed_out?: boolean;
+  cancelled?: boolean;
+}
+
+/** What a reply says: a heading line, a preformatted block, a trailer line, and its facts. */
 export interface ReplyParts {
   head?: string;
   pre?: string;
   tail?: string;
+  answer?: AnswerFacts;
 }
 
 /** Sends replies to one command. */

@@ -55,6 +55,11 @@ export interface Operator {
   editFallbacks(roomId: string, replyId: string): string[];
   /** Replaces the user's cross-signing identity (a new master key). */
   resetIdentity(): Promise<void>;
+  /**
+   * Sets up secret storage holding the cross-signing keys, as Element's "set up
+   * recovery" does; returns the recovery key (made from `passphrase` if given).
+   */
+  setUpRecovery(passphrase?: string): Promise<string>;
   /** Every decrypted notice seen so far in `roomId`. */
   notices(roomId: string): MatrixEvent[];
   /** Decrypted file messages (`m.file`) replying to `eventId`, in order of arrival. */
@@ -76,12 +81,20 @@ export async function startOperator(
   sdkLog: SdkLog = "warnings",
 ): Promise<Operator> {
   quietSdkGlobalLogger(sdkLog === "silent");
+  // The secret storage key, once setUpRecovery made one.
+  let ssKey: [string, Uint8Array<ArrayBuffer>] | null = null;
   const client = createClient({
     baseUrl: homeserver,
     accessToken: user.accessToken,
     userId: user.userId,
     deviceId: user.deviceId,
     logger: sdkLog === "silent" ? silentLogger() : quietLogger(`operator ${user.userId}`),
+    cryptoCallbacks: {
+      getSecretStorageKey: ({ keys }) => Promise.resolve(ssKey && ssKey[0] in keys ? ssKey : null),
+      cacheSecretStorageKey: (keyId, _info, key) => {
+        ssKey = [keyId, key];
+      },
+    },
   });
   await client.initRustCrypto({ useIndexedDB: false });
   const crypto = client.getCrypto()!;
@@ -250,6 +263,14 @@ export async function startOperator(
           });
         },
       });
+    },
+    async setUpRecovery(passphrase) {
+      const recovery = await crypto.createRecoveryKeyFromPassphrase(passphrase);
+      await crypto.bootstrapSecretStorage({
+        createSecretStorageKey: () => Promise.resolve(recovery),
+        setupNewSecretStorage: true,
+      });
+      return recovery.encodedPrivateKey!;
     },
     notices: (roomId) => [...(seen.get(roomId) ?? [])],
     fileReplies: (roomId, eventId) =>

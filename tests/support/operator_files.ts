@@ -1,12 +1,14 @@
 /**
- * Files the way an operator's client sends and receives them, with
- * `matrix-encrypt-attachment` (what Element uses), so the agent's own streaming
- * cipher is checked against an independent implementation.
+ * Files the way an operator's client sends and receives them (`connect`'s own
+ * code, on `matrix-encrypt-attachment`, what Element uses), so the agent's own
+ * streaming cipher is checked against an independent implementation; and the
+ * ways a hostile client sends them (unencrypted, tampered, a false size).
  * @module
  */
 
-import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
-import { decryptAttachment, encryptAttachment } from "matrix-encrypt-attachment";
+import type { MatrixClient } from "matrix-js-sdk";
+import { encryptAttachment } from "matrix-encrypt-attachment";
+import { sendFile as clientSendFile } from "../../lib/connect/files.ts";
 
 /** How to send a file: the defaults are what a well-behaved client does. */
 export interface SendFileOptions {
@@ -27,6 +29,9 @@ export async function sendFile(
   caption: string,
   opts: SendFileOptions = {},
 ): Promise<string> {
+  if (opts.encrypted !== false && !opts.tamper && opts.announcedSize === undefined) {
+    return await clientSendFile(client, roomId, bytes, name, caption);
+  }
   const info = { size: opts.announcedSize ?? bytes.length, mimetype: "application/octet-stream" };
   let content: Record<string, unknown>;
   if (opts.encrypted === false) {
@@ -56,23 +61,4 @@ export async function sendFile(
   return event_id;
 }
 
-/** The raw bytes the media repository holds for `mxc` (ciphertext, for an encrypted file). */
-export async function rawMedia(client: MatrixClient, mxc: string): Promise<Uint8Array> {
-  const [server, id] = mxc.replace("mxc://", "").split("/");
-  const res = await fetch(`${client.baseUrl}/_matrix/client/v1/media/download/${server}/${id}`, {
-    headers: { Authorization: `Bearer ${client.getAccessToken()}` },
-  });
-  if (!res.ok) throw new Error(`download of ${mxc}: HTTP ${res.status} ${await res.text()}`);
-  return new Uint8Array(await res.arrayBuffer());
-}
-
-/** Downloads and decrypts the file of an `m.file` event: its name and plaintext. */
-export async function receiveFile(
-  client: MatrixClient,
-  event: MatrixEvent,
-): Promise<{ name: string; bytes: Uint8Array; mxc: string }> {
-  const c = event.getContent();
-  const raw = await rawMedia(client, c.file.url);
-  const plain = await decryptAttachment(raw.slice().buffer, c.file);
-  return { name: c.filename ?? c.body, bytes: new Uint8Array(plain), mxc: c.file.url };
-}
+export { rawMedia, receiveFile } from "../../lib/connect/files.ts";

@@ -1,0 +1,56 @@
+/**
+ * Files as an operator's client moves them: encrypted attachments with
+ * `matrix-encrypt-attachment` (what Element uses), uploaded to and fetched
+ * from the homeserver's media repository.
+ * @module
+ */
+
+import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
+import { decryptAttachment, encryptAttachment } from "matrix-encrypt-attachment";
+
+/** Encrypts and uploads `bytes`, and sends them as the file `name` with `caption` as its body. */
+export async function sendFile(
+  client: MatrixClient,
+  roomId: string,
+  bytes: Uint8Array,
+  name: string,
+  caption: string,
+): Promise<string> {
+  const enc = await encryptAttachment(bytes.slice().buffer);
+  const up = await client.uploadContent(new Blob([new Uint8Array(enc.data)]), {
+    type: "application/octet-stream",
+    includeFilename: false,
+  });
+  const content = {
+    msgtype: "m.file",
+    body: caption,
+    filename: name,
+    info: { size: bytes.length, mimetype: "application/octet-stream" },
+    file: { ...enc.info, url: up.content_uri },
+  };
+  // deno-lint-ignore no-explicit-any
+  const { event_id } = await client.sendMessage(roomId, content as any);
+  return event_id;
+}
+
+/** The raw bytes the media repository holds for `mxc` (ciphertext, for an encrypted file). */
+export async function rawMedia(client: MatrixClient, mxc: string): Promise<Uint8Array> {
+  const [server, id] = mxc.replace("mxc://", "").split("/");
+  const res = await fetch(`${client.baseUrl}/_matrix/client/v1/media/download/${server}/${id}`, {
+    headers: { Authorization: `Bearer ${client.getAccessToken()}` },
+  });
+  if (!res.ok) throw new Error(`download of ${mxc}: HTTP ${res.status} ${await res.text()}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** Downloads and decrypts the file of an `m.file` event (checking its hash): its name and bytes. */
+export async function receiveFile(
+  client: MatrixClient,
+  event: MatrixEvent,
+): Promise<{ name: string; bytes: Uint8Array; mxc: string }> {
+  const c = event.getContent();
+  if (!c.file?.url) throw new Error("the file is not an encrypted attachment; not taken");
+  const raw = await rawMedia(client, c.file.url);
+  const plain = await decryptAttachment(raw.slice().buffer, c.file);
+  return { name: c.filename ?? c.body, bytes: new Uint8Array(plain), mxc: c.file.url };
+}

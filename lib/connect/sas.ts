@@ -1,0 +1,96 @@
+/**
+ * Cross-signing this device by emoji (SAS) verification from another of the
+ * operator's sessions that holds the identity's keys: that session signs this
+ * device once both people-side checks say the emoji match.
+ * @module
+ */
+
+import {
+  type ShowSasCallbacks,
+  VerificationPhase,
+  type VerificationRequest,
+  VerificationRequestEvent,
+  VerifierEvent,
+} from "matrix-js-sdk/lib/crypto-api/index.js";
+import type { ConnectClient } from "./client.ts";
+import { isCrossSigned } from "./login.ts";
+import { ConnectError, EXIT } from "./options.ts";
+import { lineReader } from "./stdin_lines.ts";
+
+/** How long the other session has to accept, and the whole exchange to finish. */
+const VERIFY_TIMEOUT_MS = 5 * 60_000;
+
+function until(req: VerificationRequest, ok: () => boolean, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (req.phase === VerificationPhase.Cancelled) {
+        finish();
+        reject(
+          new ConnectError(
+            `the verification was cancelled (${req.cancellationCode ?? "by the other side"})`,
+            EXIT.trust,
+          ),
+        );
+      } else if (ok()) {
+        finish();
+        resolve();
+      }
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new ConnectError(`no ${what} within ${VERIFY_TIMEOUT_MS / 60_000} min`, EXIT.trust));
+    }, VERIFY_TIMEOUT_MS);
+    const finish = () => {
+      clearTimeout(timer);
+      req.off(VerificationRequestEvent.Change, check);
+    };
+    req.on(VerificationRequestEvent.Change, check);
+    check();
+  });
+}
+
+/** Runs the emoji verification; resolves once this device is cross-signed. */
+export async function verifyByEmoji(cc: ConnectClient): Promise<void> {
+  const { client } = cc;
+  const crypto = client.getCrypto()!;
+  const req = await crypto.requestOwnUserVerification();
+  console.error(
+    `asked your other sessions to verify this device (${client.getDeviceId()}): accept the ` +
+      `request in one that is verified (Element shows it), and compare the emoji`,
+  );
+  await until(req, () => req.phase >= VerificationPhase.Ready, "answer from another session");
+  const verifier = req.verifier ?? await req.startVerification("m.sas.v1");
+  const shown = new Promise<ShowSasCallbacks>((resolve) => {
+    const now = verifier.getShowSasCallbacks();
+    if (now) resolve(now);
+    else verifier.once(VerifierEvent.ShowSas, resolve);
+  });
+  const verified = verifier.verify();
+  verified.catch(() => {}); // awaited below; a cancel rejects it meanwhile
+  const sas = await shown;
+  const emoji = sas.sas.emoji?.map(([e, name]) => `${e}  ${name}`).join("\n  ") ??
+    sas.sas.decimal?.join(" ");
+  console.error(`\nCompare with the other session:\n  ${emoji}\n`);
+  await Deno.stderr.write(new TextEncoder().encode("Do they match? [y/N] "));
+  const answer = (await lineReader().next())?.trim().toLowerCase();
+  if (answer !== "y" && answer !== "yes") {
+    sas.mismatch();
+    throw new ConnectError("the emoji did not match: verification cancelled", EXIT.trust);
+  }
+  await sas.confirm();
+  await verified;
+  await until(req, () => req.phase === VerificationPhase.Done, "end of the verification");
+  // The other session signs this device and uploads the signature.
+  const deadline = Date.now() + 30_000;
+  while (!(await isCrossSigned(client))) {
+    if (Date.now() > deadline) {
+      throw new ConnectError(
+        "verified, but the other session did not cross-sign this device: verify from a " +
+          "session that holds your identity's keys (one that is itself verified)",
+        EXIT.trust,
+      );
+    }
+    await crypto.getUserDeviceInfo([client.getUserId()!], true);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * `tibet-nc connect` against a real Synapse and agent: a new operator device
+ * logs in and is cross-signed with the recovery key, pins the agent, runs
+ * commands in one-shot mode with the remote exit codes, and refuses what it
+ * must (a changed agent identity, an uncross-signed device, bad input).
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { startWorld } from "./support/fixture.ts";
+import { runMain } from "./support/cli.ts";
+
+Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async (t) => {
+  const w = await startWorld();
+  const dirs: string[] = [];
+  const tmp = async (prefix: string) => {
+    const d = await Deno.makeTempDir({ prefix });
+    dirs.push(d);
+    return d;
+  };
+  try {
+    const recoveryKey = await w.operator.setUpRecovery();
+    const room = await w.operator.createRoom([w.agentUser.userId]);
+    await w.operator.waitForJoin(room, w.agentUser.userId);
+    const state = await tmp("tibet-nc-connect-");
+    const base = [
+      "--homeserver",
+      w.synapse.url,
+      "--user",
+      w.operatorUser.userId,
+      "--room",
+      room,
+      "--state-dir",
+      state,
+    ];
+    const connect = (args: string[], stdin = "") =>
+      runMain(["connect", ...args], { stdin, env: { NO_COLOR: "1" } });
+
+    await t.step("a new device is cross-signed with the recovery key and runs uptime", async () => {
+      const r = await connect(
+        [...base, "--password-stdin", "--recovery-key-stdin", "testhost", "--", "uptime"],
+        `${w.operatorUser.password}\n${recoveryKey}\n`,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /load average/);
+      assert.match(r.stderr, /now cross-signed/);
+      assert.match(r.stderr, /first connect to testhost/);
+      assert.match(r.stderr, /master key: /);
+      const mode = Deno.statSync(state).mode! & 0o777;
+      assert.equal(mode, 0o700);
+      assert.equal(Deno.statSync(`${state}/session.json`).mode! & 0o777, 0o600);
+    });
+
+    await t.step("one-shot gives the remote exit code", async () => {
+      const f = await connect(["--state-dir", state, "testhost", "--", "false"]);
+      assert.equal(f.code, 1, f.stderr);
+      const ok = await connect(["--state-dir", state, "testhost", "--", "true"]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout, "");
+      const echo = await connect(["--state-dir", state, "testhost", "--", "echo", "a", "b"]);
+      assert.equal(echo.stdout, "a b\n");
+    });
+
+    await t.step("a refused command exits 250 and runs nothing", async () => {
+      const canary = `${await tmp("tibet-nc-canary-")}/made`;
+      const r = await connect(["--state-dir", state, "testhost", "--", "touch", canary]);
+      assert.equal(r.code, 250, r.stderr);
+      assert.match(r.stderr, /refused \(/);
+      assert.equal(r.stdout, "");
+      let made = true;
+      try {
+        Deno.statSync(canary);
+      } catch {
+        made = false;
+      }
+      assert(!made, "the refused command ran");
+    });
+
+    await t.step("--json prints the final answer's fields", async () => {
+      const r = await connect(["--state-dir", state, "--json", "testhost", "--", "echo", "x"]);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.equal(j.status, "exited");
+      assert.equal(j.exit_code, 0);
+      assert(typeof j.duration_ms === "number");
+      assert.match(j.tibet_id, /\S+/);
+      assert.match(j.l4, /^[0-9a-f]{16}$/);
+      assert.equal(j.host, "testhost");
+    });
+
+    await t.step("a host that never answers: exit 253 after --timeout", async () => {
+      const r = await connect(["--state-dir", state, "--timeout", "3", "nohost", "--", "uptime"]);
+      assert.equal(r.code, 253, r.stderr);
+      assert.match(r.stderr, /no agent answered as nohost/);
+    });
+
+    await t.step("a device that is not cross-signed is told why, and sends nothing", async () => {
+      const other = await tmp("tibet-nc-connect-unsigned-");
+      const r = await connect(
+        [...base.slice(0, -1), other, "--password-stdin", "testhost", "--", "uptime"],
+        `${w.operatorUser.password}\n`,
+      );
+      assert.equal(r.code, 254, r.stderr);
+      assert.match(r.stderr, /not cross-signed/);
+      assert.match(r.stderr, /deny\.device/);
+      const wrong = await connect(
+        [...base.slice(0, -1), other, "--recovery-key-stdin", "testhost", "--", "uptime"],
+        "EsTc not the key\n",
+      );
+      assert.equal(wrong.code, 254, wrong.stderr);
+      assert.match(wrong.stderr, /not the recovery key/);
+    });
+
+    await t.step("bad input: wrong password, unknown room", async () => {
+      const fresh = await tmp("tibet-nc-connect-bad-");
+      const pw = await connect(
+        [...base.slice(0, -1), fresh, "--password-stdin", "testhost", "--", "uptime"],
+        "wrong password\n",
+      );
+      assert.equal(pw.code, 255, pw.stderr);
+      assert.match(pw.stderr, /rejected the password/);
+      const noRoom = await connect([
+        "--state-dir",
+        state,
+        "--room",
+        "#nosuchroom:localhost",
+        "testhost",
+        "--",
+        "uptime",
+      ]);
+      assert.equal(noRoom.code, 255, noRoom.stderr);
+      assert.match(noRoom.stderr, /unknown room/);
+    });
+
+    await t.step("a changed agent identity is refused until accepted", async () => {
+      // The agent set up again: `tibet-nc login` makes a new device and identity.
+      const newState = await tmp("tibet-nc-agent-state-");
+      const envFile = `${await tmp("tibet-nc-agent-env-")}/tibet-nc.env`;
+      await w.agent.kill("SIGTERM");
+      const login = await runMain([
+        "login",
+        "--homeserver",
+        w.synapse.url,
+        "--user",
+        w.agentUser.userId,
+        "--env-file",
+        envFile,
+        "--state-dir",
+        newState,
+        "--password-stdin",
+      ], { stdin: `${w.agentUser.password}\n` });
+      assert.equal(login.code, 0, login.stderr);
+      const vars = Object.fromEntries(
+        Deno.readTextFileSync(envFile).split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map(
+          (l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^"|"$/g, "")],
+        ),
+      );
+      w.env.TIBET_NC_ACCESS_TOKEN = vars.TIBET_NC_ACCESS_TOKEN;
+      w.env.TIBET_NC_STATE_DIR = newState;
+      await w.restartAgent("SIGKILL");
+      const refused = await connect(["--state-dir", state, "testhost", "--", "uptime"]);
+      assert.equal(refused.code, 254, refused.stderr);
+      assert.match(refused.stderr, /identity of testhost changed/);
+      assert.match(refused.stderr, /--accept-new-identity/);
+      const accepted = await connect([
+        "--state-dir",
+        state,
+        "--accept-new-identity",
+        "testhost",
+        "--",
+        "echo",
+        "again",
+      ]);
+      assert.equal(accepted.code, 0, accepted.stderr);
+      assert.equal(accepted.stdout, "again\n");
+      assert.match(accepted.stderr, /accepted the new identity of testhost/);
+    });
+  } finally {
+    await w.close();
+    for (const d of dirs) await Deno.remove(d, { recursive: true }).catch(() => {});
+  }
+});
