@@ -9,6 +9,9 @@
 import assert from "node:assert/strict";
 import { startWorld } from "./support/fixture.ts";
 import { runMain } from "./support/cli.ts";
+import { startPty } from "./support/pty.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async (t) => {
   const w = await startWorld();
@@ -86,6 +89,81 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
       assert.match(j.tibet_id, /\S+/);
       assert.match(j.l4, /^[0-9a-f]{16}$/);
       assert.equal(j.host, "testhost");
+    });
+
+    await t.step("interactive: type a command, Ctrl-C a sleep 30, history, Ctrl-D", async () => {
+      const p = startPty([
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--unstable-worker-options",
+        MAIN,
+        "connect",
+        "--state-dir",
+        state,
+        "testhost",
+      ]);
+      try {
+        await p.waitFor(/^testhost\$\s*$/m);
+        await p.type("echo hello-pty\r");
+        await p.waitFor(/^hello-pty\s*$/m);
+        await p.waitFor(/^TIBET: /m);
+        await p.waitFor(/^testhost\$\s*$/m);
+        await p.type("sleep 30\r");
+        await p.waitFor(/running #\d+/);
+        const sent = Date.now();
+        await p.type("\x03");
+        await p.waitFor(/cancelled by @operator/);
+        assert(Date.now() - sent < 20_000, "Ctrl-C did not stop the sleep");
+        // History: the up arrow brings the last command back.
+        await p.type("\x1b[A");
+        await p.waitFor(/^testhost\$ sleep 30\s*$/m);
+        await p.type("\x15\x04");
+        assert.equal((await p.status).code, 0);
+      } finally {
+        p.kill();
+      }
+      assert.match(Deno.readTextFileSync(`${state}/history`), /^echo hello-pty\nsleep 30\n$/);
+    });
+
+    await t.step("a terminal too narrow, and stdin that is not a terminal", async () => {
+      const p = startPty([
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--unstable-worker-options",
+        MAIN,
+        "connect",
+        "--state-dir",
+        state,
+        "testhost",
+      ], { columns: 15 });
+      try {
+        await p.waitFor(/terminal is 15 columns wide/, 60_000, true);
+        await p.type("echo narrow\r");
+        await p.waitFor(/^narrow\s*$/m);
+        await p.type("\x04");
+        assert.equal((await p.status).code, 0);
+      } finally {
+        p.kill();
+      }
+      const piped = await connect(["--state-dir", state, "testhost"], "echo piped\n");
+      assert.equal(piped.code, 0, piped.stderr);
+      assert.match(piped.stdout, /^piped$/m);
+      const closed = await connect(["--state-dir", state, "testhost"]);
+      assert.equal(closed.code, 0, closed.stderr);
+    });
+
+    await t.step("the homeserver going away mid-command: exit 255, no hang", async () => {
+      const run = connect(["--state-dir", state, "--timeout", "4", "testhost", "--", "sleep", "6"]);
+      await new Promise((r) => setTimeout(r, 1500));
+      await w.synapse.down();
+      const started = Date.now();
+      const r = await run;
+      await w.synapse.up();
+      assert.equal(r.code, 255, r.stderr);
+      assert.match(r.stderr, /lost the homeserver/);
+      assert(Date.now() - started < 30_000, "it hung");
     });
 
     await t.step("a host that never answers: exit 253 after --timeout", async () => {
