@@ -1,20 +1,18 @@
 /**
  * `deno task demo`: a local Synapse, an operator and an agent account, an
- * encrypted room, the agent running, and an operator console on this terminal.
- * Type `uptime`; Ctrl-D, Ctrl-C, SIGTERM or a closed terminal ends it and stops
- * and removes everything it started. Stdin may also be a pipe
- * (`echo uptime | deno task demo`). `--verbose` shows the SDK's and the agent's logs.
- * Files: `get PATH` saves what the agent sends (and every `output.txt`) into
- * `TIBET_NC_DEMO_DOWNLOADS` (default `./tibet-nc-downloads`); `put LOCAL [TARGET]`
- * sends a local file with the caption `$ put TARGET` (default: the demo's file dir).
+ * encrypted room, the agent running, and `tibet-nc connect` as the console on
+ * this terminal: what an operator uses, not a test fixture. The demo sets up
+ * the operator's recovery key; the console's first run logs in a device of its
+ * own, cross-signs it with that key and pins the agent; then the interactive
+ * prompt. Ctrl-D, SIGTERM or a closed terminal ends it and stops and removes
+ * everything it started. Stdin may also be a pipe (`echo uptime | deno task
+ * demo`). `--verbose` shows the SDK's and the agent's logs. Files: `get PATH
+ * [LOCAL]` saves into the current directory (or LOCAL), `put LOCAL DIR` sends one.
  * @module
  */
 
-import { basename, resolve } from "node:path";
 import { startWorld } from "../tests/support/fixture.ts";
 import { onExit } from "../tests/support/cleanup.ts";
-import { receiveFile, sendFile } from "../tests/support/operator_files.ts";
-import type { World } from "../tests/support/fixture.ts";
 
 /** Programs the demo's bin dir offers: the read-only diagnostics of the original's README. */
 const DEMO_PROGRAMS = [
@@ -35,23 +33,19 @@ const DEMO_PROGRAMS = [
   "env",
 ];
 
-/** How long the console waits for one answer (the agent's longest timeout is 10 min). */
-const ANSWER_TIMEOUT_MS = 11 * 60_000;
-
 const say = (s: string) => console.log(s);
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** The agent's host name: the console's prompt and target. */
+const HOST = "demo";
 
-async function* lines(): AsyncGenerator<string> {
-  const dec = new TextDecoder();
-  let buf = "";
-  for await (const chunk of Deno.stdin.readable) {
-    buf += dec.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      yield buf.slice(0, i);
-      buf = buf.slice(i + 1);
-    }
-  }
-  if (buf.trim()) yield buf;
+/** `main.ts connect ARGS`, as the `tibet-nc` binary runs it. */
+function connect(args: string[], stdin: "piped" | "inherit"): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--unstable-worker-options", MAIN, "connect", ...args],
+    stdin,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
 }
 
 async function main(args: string[]): Promise<number> {
@@ -64,74 +58,73 @@ async function main(args: string[]): Promise<number> {
   onExit(() => say("\nstopping the agent and Synapse, removing their files ..."));
   say("tibet-nc demo: starting a local Synapse (127.0.0.1), an agent and an operator ...");
   const fileDir = await Deno.makeTempDir({ prefix: "tibet-nc-demo-files-" });
-  const removeFiles = () => Deno.remove(fileDir, { recursive: true }).catch(() => {});
+  const stateDir = await Deno.makeTempDir({ prefix: "tibet-nc-demo-connect-" });
+  const removeFiles = async () => {
+    for (const d of [fileDir, stateDir]) await Deno.remove(d, { recursive: true }).catch(() => {});
+  };
   onExit(removeFiles);
-  await Deno.writeTextFile(`${fileDir}/hello.txt`, "hello from the agent's file dir\n");
-  const downloads = resolve(Deno.env.get("TIBET_NC_DEMO_DOWNLOADS") ?? "tibet-nc-downloads");
-  const w = await startWorld({ TIBET_NC_FILE_DIRS: fileDir }, DEMO_PROGRAMS, undefined, {
-    progress: (msg) => say(`  ${msg}`),
-    sdkLog: verbose ? "warnings" : "silent",
+  let shell: Deno.ChildProcess | null = null;
+  onExit(() => {
+    try {
+      shell?.kill("SIGTERM");
+    } catch { /* it ended */ }
   });
+  await Deno.writeTextFile(`${fileDir}/hello.txt`, "hello from the agent's file dir\n");
+  const w = await startWorld(
+    { TIBET_NC_FILE_DIRS: fileDir, TIBET_NC_HOSTNAME: HOST },
+    DEMO_PROGRAMS,
+    undefined,
+    { progress: (msg) => say(`  ${msg}`), sdkLog: verbose ? "warnings" : "silent" },
+  );
   try {
     const agentId = w.agentUser.userId;
+    const recoveryKey = await w.operator.setUpRecovery();
     const room = await w.operator.createRoom([agentId]);
     await w.operator.waitForJoin(room, agentId);
     say(`homeserver ${w.synapse.url}`);
-    say(`operator   ${w.operatorUser.userId} (cross-signed device ${w.operatorUser.deviceId})`);
-    say(`agent      ${agentId} (device ${w.agentUser.deviceId})`);
+    say(`operator   ${w.operatorUser.userId} (password ${w.operatorUser.password})`);
+    say(`recovery   ${recoveryKey}`);
+    say(`agent      ${agentId} (device ${w.agentUser.deviceId}, host name ${HOST})`);
     say(`room       ${room} (end-to-end encrypted)`);
     say(`commands   ${DEMO_PROGRAMS.join(" ")}; built-ins help status chain jobs cancel`);
     say(`files      state ${w.stateDir}, bin ${w.binDir}, Synapse ${w.synapse.dir}`);
-    say(`file dir   ${fileDir}: try \`get ${fileDir}/hello.txt\` or \`put ./some-file\``);
-    say(`downloads  ${downloads} (TIBET_NC_DEMO_DOWNLOADS)`);
-    say("Type a command such as `uptime` (the `$ ` is added for you). Ctrl-D ends.\n");
-    const interactive = Deno.stdin.isTerminal();
-    if (interactive) await Deno.stdout.write(new TextEncoder().encode("$ "));
-    for await (const line of lines()) {
-      const text = line.trim();
-      if (text) {
-        if (!interactive) say(`$ ${text}`);
-        try {
-          const id = await send(w, room, text.replace(/^\$ /, ""), fileDir);
-          const reply = await w.operator.waitForReply(room, id, 60_000);
-          const e2ee = reply.getWireType() === "m.room.encrypted" ? "decrypted" : "PLAINTEXT";
-          // Every kind of answer ends: results, refusals, built-ins ("running" is edited).
-          const body = await w.operator.waitForAnswer(room, id, ANSWER_TIMEOUT_MS);
-          say(`${body}\n(${e2ee} reply from ${reply.getSender()})`);
-          for (const ev of w.operator.fileReplies(room, id)) {
-            const file = await receiveFile(w.operator.client, ev);
-            await Deno.mkdir(downloads, { recursive: true });
-            const path = `${downloads}/${basename(file.name)}`;
-            await Deno.writeFile(path, file.bytes);
-            say(`(saved ${file.name}, ${file.bytes.length} bytes, decrypted, to ${path})`);
-          }
-        } catch (e) {
-          say(`no reply: ${(e as Error).message}`);
-        }
-      }
-      if (interactive) await Deno.stdout.write(new TextEncoder().encode("$ "));
+    say(`file dir   ${fileDir}: try \`get ${fileDir}/hello.txt\` or \`put ./a-file ${fileDir}\``);
+    say("\nThe console is `tibet-nc connect`. Its first run logs in a device of its own,");
+    say("cross-signs it with the recovery key and pins the agent:\n");
+    const common = ["--state-dir", stateDir, ...(verbose ? ["--verbose"] : [])];
+    const first = connect([
+      "--homeserver",
+      w.synapse.url,
+      "--user",
+      w.operatorUser.userId,
+      "--room",
+      room,
+      "--password-stdin",
+      "--recovery-key-stdin",
+      ...common,
+      HOST,
+      "--",
+      "hosts",
+    ], "piped");
+    const secrets = first.stdin.getWriter();
+    await secrets.write(new TextEncoder().encode(`${w.operatorUser.password}\n${recoveryKey}\n`));
+    await secrets.close();
+    const firstStatus = await first.status;
+    if (!firstStatus.success) {
+      say(`the console could not connect (exit ${firstStatus.code})`);
+      return 1;
     }
+    say(`\nThe console now: tibet-nc connect --state-dir ${stateDir} ${HOST}`);
+    say("Type a command such as `uptime`; Ctrl-C cancels a running one; Ctrl-D ends the demo.\n");
+    shell = connect([...common, HOST], "inherit");
+    const status = await shell.status;
+    shell = null;
+    return status.success ? 0 : status.code;
   } finally {
     say("\nstopping the agent and Synapse, removing their files ...");
     await w.close();
     await removeFiles();
   }
-  return 0;
-}
-
-/**
- * Sends one console line: `put LOCAL [TARGET]` uploads the local file with the
- * caption `$ put TARGET`; anything else is a `$ ` command. Returns the event id.
- */
-async function send(w: World, room: string, text: string, fileDir: string): Promise<string> {
-  const put = /^put\s+(\S+)(?:\s+(\S+))?\s*$/.exec(text);
-  if (!put || put[1] === "--replace") return await w.operator.send(room, `$ ${text}`);
-  const bytes = await Deno.readFile(put[1]).catch((e) => {
-    throw new Error(`cannot read ${put[1]} here: ${(e as Error).message}`);
-  });
-  const caption = `$ put ${put[2] ?? fileDir}`;
-  say(`(sending ${put[1]}, ${bytes.length} bytes, encrypted, with the caption "${caption}")`);
-  return await sendFile(w.operator.client, room, bytes, basename(put[1]), caption);
 }
 
 Deno.exit(await main(Deno.args));

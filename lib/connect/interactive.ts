@@ -106,7 +106,7 @@ async function withReadline(
       if (running.cancelled) return;
       running.cancelled = true;
       const job = /^running #(\d+)/.exec(running.tracked?.answer?.text ?? "")?.[1];
-      process.stdout.write("^C\n");
+      // Nothing is written: the running reply is drawn in place, and its final says "cancelled".
       s.talk.send(`@${s.host} $ cancel${job ? ` ${job}` : ""}`, null).catch((e) =>
         say(`(cancel not sent: ${(e as Error).message})`)
       );
