@@ -14,11 +14,12 @@
  * | `audit verify` of 100,000 records | `sha256sum` of the same file |
  * | `get` / `put` of a 100 MB file, and the agent's RSS growth meanwhile | a bare upload + download of the same bytes; the file's size |
  * | `@all $ echo x` to 5 and 10 agents: until all answered, p50/p95; CPU of Synapse and per agent | the same with 1 agent |
+ * | `tibet-nc connect HOST -- echo x`, whole process, warm state, p50 | the agent's round trip, same run; `ssh localhost echo x` if an sshd listens |
  *
  * Run: `./deno run -A bench/main.ts`. Knobs (environment): BENCH_LATENCY_N (60),
  * BENCH_THROUGHPUT_N (200), BENCH_AUDIT_RECORDS (100000), BENCH_STARTS (3), BENCH_FILE_MB (100),
- * BENCH_FLEET_SIZES (1,5,10), BENCH_FLEET_ROUNDS (20),
- * BENCH_SKIP (comma-separated sections to leave out: cold,latency,1gb,pipeline,files,throughput,fleet,audit).
+ * BENCH_FLEET_SIZES (1,5,10), BENCH_FLEET_ROUNDS (20), BENCH_CONNECT_N (10),
+ * BENCH_SKIP (comma-separated sections to leave out: cold,latency,connect,1gb,pipeline,files,throughput,fleet,audit).
  * @module
  */
 
@@ -37,6 +38,7 @@ import { executeCounts } from "./chaos.ts";
 import { runAuditBench } from "./audit_bench.ts";
 import { fileFigures } from "./files_bench.ts";
 import { type FleetFigures, fleetSize } from "./fleet_bench.ts";
+import { connectFigures } from "./connect_bench.ts";
 
 const LATENCY_N = Number(Deno.env.get("BENCH_LATENCY_N") ?? 60);
 const THROUGHPUT_N = Number(Deno.env.get("BENCH_THROUGHPUT_N") ?? 200);
@@ -46,7 +48,8 @@ const FILE_MB = Number(Deno.env.get("BENCH_FILE_MB") ?? 100);
 const FLEET_SIZES = (Deno.env.get("BENCH_FLEET_SIZES") ?? "1,5,10").split(",").map(Number)
   .filter((n) => n > 0);
 const FLEET_ROUNDS = Number(Deno.env.get("BENCH_FLEET_ROUNDS") ?? 20);
-/** Sections to leave out: cold,latency,1gb,pipeline,files,throughput,fleet,audit. */
+const CONNECT_N = Number(Deno.env.get("BENCH_CONNECT_N") ?? 10);
+/** Sections to leave out: cold,latency,connect,1gb,pipeline,files,throughput,fleet,audit. */
 const SKIP = new Set((Deno.env.get("BENCH_SKIP") ?? "").split(",").filter(Boolean));
 const ROOT = new URL("../", import.meta.url).pathname;
 /** How long an agent runs after ready before the next start is timed. */
@@ -648,6 +651,41 @@ async function fleet(b: Bench) {
   );
 }
 
+/** `tibet-nc connect HOST -- echo x` as a whole process, next to the agent's own round trip. */
+async function connectSection(b: Bench, op: Operator, roomId: string) {
+  log(`tibet-nc connect -- echo x (${CONNECT_N}, interleaved with the agent's round trip)`);
+  const c = await connectFigures({
+    homeserver: b.synapse.url,
+    op,
+    opUser: b.op1User,
+    roomId,
+    host: "bench",
+    n: CONNECT_N,
+    roundTrip: (tag) => roundTrip(op, roomId, tag),
+  });
+  b.rows.push(
+    row(
+      `connect HOST -- echo x, whole process, p50 (n=${CONNECT_N})`,
+      median(c.wallMs),
+      "ms",
+      median(c.agentMs),
+      "agent round trip",
+    ),
+    row("  its start: main.ts --version, p50", median(c.versionMs), "ms"),
+  );
+  if (c.sshMs) {
+    b.rows.push(
+      row("connect HOST -- echo x vs ssh", median(c.wallMs), "ms", median(c.sshMs), "ssh localhost"),
+    );
+  } else b.notes.push("no sshd listens on localhost:22 here: `ssh localhost echo x` not measured");
+  b.notes.push(
+    `connect phases, median ms since its process started: ${
+      Object.entries(c.phases).map(([k, v]) => `${k} ${v}`).join(", ")
+    }`,
+  );
+  b.raw.connect = c;
+}
+
 /** `audit verify` against `sha256sum` of the same file. */
 async function auditFigures(b: Bench) {
   log(`audit verify of ${AUDIT_RECORDS} records (writing them first)`);
@@ -712,6 +750,7 @@ async function main(): Promise<void> {
     const agentRoom = await room([op1], main.user.userId);
     const botRoom = await room([op1], botUser.userId);
     await roundTrips(b, op1, agentRoom, botRoom);
+    if (!SKIP.has("connect")) await connectSection(b, op1, agentRoom);
     if (!SKIP.has("1gb")) await bigOutput(b, agent, op1, agentRoom, idle);
     if (!SKIP.has("pipeline")) await pipelineFigures(b, op1, agentRoom);
     if (!SKIP.has("files")) await transfers(b, agent, op1, agentRoom, fileDir);

@@ -8,6 +8,7 @@ import { oneShot } from "../connect/oneshot.ts";
 import { CONNECT_USAGE, ConnectError, EXIT, parseConnectArgs } from "../connect/options.ts";
 import { openSession } from "../connect/session.ts";
 import { lineReader } from "../connect/stdin_lines.ts";
+import { reportTiming } from "../connect/timing.ts";
 
 /** Runs `tibet-nc connect`; returns the exit code. */
 export async function connectCommand(args: string[]): Promise<number> {
@@ -33,5 +34,6 @@ export async function connectCommand(args: string[]): Promise<number> {
     return EXIT.connection;
   } finally {
     session?.close();
+    reportTiming();
   }
 }

@@ -60,11 +60,14 @@ export async function checkAgent(
   knownHostsPath: string,
   accept: boolean,
   timeoutMs: number,
+  early?: { agent: string; keys: Promise<AgentKeys> },
 ): Promise<AgentCheck> {
   const pins = readPins(knownHostsPath);
   const old = findPin(pins, roomId, host);
   if (old) {
-    const problem = pinProblem(old, await agentKeys(client, old.agent));
+    // Asked while the first sync ran, when the pin was known before the room was.
+    const now = early?.agent === old.agent ? await early.keys : await agentKeys(client, old.agent);
+    const problem = pinProblem(old, now);
     if (problem === null) return { pin: old, firstUse: false };
     if (!accept) {
       throw new ConnectError(

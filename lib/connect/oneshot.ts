@@ -11,6 +11,7 @@ import { receiveFile } from "./files.ts";
 import { ConnectError, EXIT } from "./options.ts";
 import type { Session } from "./session.ts";
 import { waitFinal } from "./wait.ts";
+import { mark } from "./timing.ts";
 
 /**
  * Runs `words` on the session's host; returns the exit code. The words are
@@ -51,6 +52,7 @@ export async function oneShot(
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
   }
+  mark("answered");
   const code = exitCodeOf(answer);
   const { head, output, tail } = splitAnswer(answer.text);
   const whole = tracked.files.find((ev) => ev.getContent().filename === "output.txt");

@@ -6,14 +6,15 @@
  */
 
 import { SyncState } from "matrix-js-sdk";
-import { checkAgent } from "./agent.ts";
+import { agentKeys, checkAgent } from "./agent.ts";
 import { type ConnectClient, openClient, resolveRoom, startSync } from "./client.ts";
 import { type Conversation, conversation } from "./conversation.ts";
-import type { Pin } from "./known_hosts.ts";
+import { findPin, type Pin, readPins } from "./known_hosts.ts";
 import { ensureCrossSigned, ensureSession } from "./login.ts";
 import { ConnectError, type ConnectOptions, EXIT } from "./options.ts";
 import { verifyByEmoji } from "./sas.ts";
 import { lockStateDir, prepareStateDir, statePaths } from "./state.ts";
+import { mark } from "./timing.ts";
 import type { LineReader } from "./stdin_lines.ts";
 
 /** A connected session. */
@@ -30,6 +31,27 @@ export interface Session {
   close(): void;
 }
 
+/**
+ * The room HOST was pinned in, when `--room` is not given: connect remembers
+ * where a host is, as ssh remembers its key. Null when it was never pinned.
+ */
+function pinnedRoom(stateDir: string, host: string): string | null {
+  const rooms = [
+    ...new Set(
+      readPins(statePaths(stateDir).knownHosts).filter((p) =>
+        p.host.toLowerCase() === host.toLowerCase()
+      ).map((p) => p.room),
+    ),
+  ];
+  if (rooms.length > 1) {
+    throw new ConnectError(
+      `${host} is pinned in ${rooms.length} rooms (${rooms.join(", ")}): pass --room`,
+      EXIT.usage,
+    );
+  }
+  return rooms[0] ?? null;
+}
+
 /** Opens the session for `opts` (HOST required). */
 export async function openSession(opts: ConnectOptions, stdin: LineReader): Promise<Session> {
   if (opts.host === null) {
@@ -38,12 +60,25 @@ export async function openSession(opts: ConnectOptions, stdin: LineReader): Prom
       EXIT.usage,
     );
   }
+  mark("loaded");
   prepareStateDir(opts.stateDir);
   const unlock = lockStateDir(opts.stateDir);
   let cc: ConnectClient | null = null;
   try {
     const saved = await ensureSession(opts, stdin);
     cc = await openClient(saved, opts.stateDir, opts.verbose);
+    mark("crypto");
+    // The pinned agent's keys are asked for while the first sync runs: the pin
+    // check then costs no round trip of its own.
+    const guess = opts.room?.startsWith("!") ? opts.room : pinnedRoom(opts.stateDir, opts.host);
+    const known = guess
+      ? findPin(readPins(statePaths(opts.stateDir).knownHosts), guess, opts.host)
+      : undefined;
+    const early = known
+      ? { agent: known.agent, keys: agentKeys(cc.client, known.agent) }
+      : undefined;
+    early?.keys.catch(() => {}); // awaited in checkAgent
+
     let lost: number | null = null;
     await startSync(cc.client, opts.timeoutS * 1000, (state, error) => {
       if (state === SyncState.Error || state === SyncState.Reconnecting) {
@@ -60,8 +95,13 @@ export async function openSession(opts: ConnectOptions, stdin: LineReader): Prom
         console.error(`tibet-nc connect: ${saved.homeserver} is back`);
       }
     });
+    mark("synced");
     await ensureCrossSigned(cc, opts, stdin, verifyByEmoji);
-    const roomId = await resolveRoom(cc.client, opts.room);
+    mark("trusted");
+    const roomId = await resolveRoom(cc.client, opts.room ?? guess);
+    mark("room");
+    // Members and room keys are shared now, while the pin is checked, not at the first send.
+    cc.client.getCrypto()!.prepareToEncrypt(cc.client.getRoom(roomId)!);
     const talk = conversation(cc.client, roomId);
     talk.onImpostor((ev) =>
       console.error(
@@ -77,7 +117,9 @@ export async function openSession(opts: ConnectOptions, stdin: LineReader): Prom
       statePaths(opts.stateDir).knownHosts,
       opts.acceptNewIdentity,
       opts.timeoutS * 1000,
+      early,
     );
+    mark("agent checked");
     const client = cc;
     return {
       cc: client,
