@@ -10,6 +10,13 @@ import assert from "node:assert/strict";
 import { startWorld } from "./support/fixture.ts";
 import { runMain } from "./support/cli.ts";
 import { startPty } from "./support/pty.ts";
+import { startOperator } from "./support/operator.ts";
+import { type MatrixClient, type MatrixEvent, MatrixEventEvent, MsgType } from "matrix-js-sdk";
+import { CryptoEvent } from "matrix-js-sdk/lib/crypto-api/index.js";
+import {
+  type VerificationRequest,
+  VerifierEvent,
+} from "matrix-js-sdk/lib/crypto-api/verification.js";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -52,6 +59,40 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
       const mode = Deno.statSync(state).mode! & 0o777;
       assert.equal(mode, 0o700);
       assert.equal(Deno.statSync(`${state}/session.json`).mode! & 0o777, 0o600);
+    });
+
+    await t.step("a device cross-signed by emoji from another session", async () => {
+      const other = await tmp("tibet-nc-connect-sas-");
+      // The operator's first session accepts and confirms, as a person in Element would.
+      const onRequest = async (req: VerificationRequest) => {
+        await req.accept();
+        await until(() => req.verifier !== undefined, 60_000);
+        const verifier = req.verifier!;
+        verifier.on(VerifierEvent.ShowSas, (sas) => void sas.confirm());
+        await verifier.verify();
+      };
+      const handler = (req: VerificationRequest) =>
+        void onRequest(req).catch((e) => console.error(`verification: ${e}`));
+      w.operator.client.on(CryptoEvent.VerificationRequestReceived, handler);
+      try {
+        const r = await connect(
+          [
+            ...base.slice(0, -1),
+            other,
+            "--password-stdin",
+            "--verify-emoji",
+            "testhost",
+            "--",
+            "id",
+          ],
+          `${w.operatorUser.password}\ny\n`,
+        );
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /Compare with the other session/);
+        assert.match(r.stderr, /now cross-signed/);
+      } finally {
+        w.operator.client.off(CryptoEvent.VerificationRequestReceived, handler);
+      }
     });
 
     await t.step("one-shot gives the remote exit code", async () => {
@@ -154,17 +195,44 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
       assert.equal(closed.code, 0, closed.stderr);
     });
 
-    await t.step("the homeserver going away mid-command: exit 255, no hang", async () => {
-      const run = connect(["--state-dir", state, "--timeout", "4", "testhost", "--", "sleep", "6"]);
-      await new Promise((r) => setTimeout(r, 1500));
-      await w.synapse.down();
-      const started = Date.now();
-      const r = await run;
-      await w.synapse.up();
-      assert.equal(r.code, 255, r.stderr);
-      assert.match(r.stderr, /lost the homeserver/);
-      assert(Date.now() - started < 30_000, "it hung");
-    });
+    await t.step(
+      "commands reach only cross-signed devices; a false answer is ignored",
+      async () => {
+        // A second device of the operator, never cross-signed, in the same room.
+        const unsigned = await startOperator(
+          w.synapse.url,
+          await w.synapse.login(w.operatorUser.userId, w.operatorUser.password),
+          false,
+        );
+        // The operator's first device (not the agent) answers every command at once, falsely.
+        const fake = async (ev: MatrixEvent) => {
+          if (ev.getRoomId() !== room || ev.getSender() !== w.operatorUser.userId) return;
+          if (!String(ev.getContent().body ?? "").startsWith("@testhost $ sleep 2")) return;
+          await w.operator.client.sendMessage(room, {
+            msgtype: MsgType.Notice,
+            body: "exit 0 · 0.01 s\nFAKE-OUTPUT\nTIBET: x | L4: 0000000000000000 | #1",
+            "org.tibet-nc.answer": { status: "exited", exit_code: 0 },
+            "m.relates_to": { "m.in_reply_to": { event_id: ev.getId()! } },
+          } as never);
+        };
+        const onDecrypted = (ev: MatrixEvent) => void fake(ev);
+        w.operator.client.on(MatrixEventEvent.Decrypted, onDecrypted);
+        try {
+          const r = await connect(["--state-dir", state, "--json", "testhost", "--", "sleep", "2"]);
+          assert.equal(r.code, 0, r.stderr);
+          const j = JSON.parse(r.stdout);
+          assert.match(r.stderr, /ignored a message claiming to answer/);
+          assert.doesNotMatch(j.text, /FAKE-OUTPUT/);
+          assert.match(j.text, /^exit 0 · 2\.\d\d s$/m);
+          // The unsigned device got no key for the command.
+          const ev = await waitForEvent(unsigned, room, j.event_id);
+          assert(ev.isDecryptionFailure(), "an uncross-signed device could read the command");
+        } finally {
+          w.operator.client.off(MatrixEventEvent.Decrypted, onDecrypted);
+          unsigned.stop();
+        }
+      },
+    );
 
     await t.step("a host that never answers: exit 253 after --timeout", async () => {
       const r = await connect(["--state-dir", state, "--timeout", "3", "nohost", "--", "uptime"]);
@@ -253,8 +321,41 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
       assert.equal(accepted.stdout, "again\n");
       assert.match(accepted.stderr, /accepted the new identity of testhost/);
     });
+    await t.step("the homeserver going away mid-command: exit 255, no hang", async () => {
+      const run = connect(["--state-dir", state, "--timeout", "4", "testhost", "--", "sleep", "6"]);
+      await new Promise((r) => setTimeout(r, 1500));
+      await w.synapse.down();
+      const started = Date.now();
+      const r = await run;
+      await w.synapse.up();
+      assert.equal(r.code, 255, r.stderr);
+      assert.match(r.stderr, /lost the homeserver/);
+      assert(Date.now() - started < 30_000, "it hung");
+    });
   } finally {
     await w.close();
     for (const d of dirs) await Deno.remove(d, { recursive: true }).catch(() => {});
   }
 });
+
+async function until(ok: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The event `eventId` of `roomId` as `op`'s client sees it once it tried to decrypt it. */
+async function waitForEvent(
+  op: { client: MatrixClient },
+  roomId: string,
+  eventId: string,
+): Promise<MatrixEvent> {
+  let ev: MatrixEvent | undefined;
+  await until(() => {
+    ev = op.client.getRoom(roomId)?.findEventById(eventId);
+    return ev !== undefined && !ev.isBeingDecrypted();
+  });
+  return ev!;
+}

@@ -22,7 +22,21 @@ export function withEnvFile(
   } catch (e) {
     throw new ConfigError("--env-file", `cannot read ${path}: ${(e as Error).message}`);
   }
-  return { ...base, ...parse(text) };
+  return { ...base, ...parse(systemdHashes(text)) };
+}
+
+/**
+ * systemd's `EnvironmentFile=` keeps a `#` inside a value (only a line that
+ * starts with one is a comment), but dotenv cuts an unquoted value there, so
+ * `TIBET_NC_CONNECT_ROOM=#ops:example.org` would read as empty. Such values are
+ * quoted first, so both read the same text the same way.
+ */
+export function systemdHashes(text: string): string {
+  return text.split("\n").map((line) => {
+    const m = /^(\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*)([^'"`\s].*)$/.exec(line);
+    if (!m || !m[2].includes("#") || m[2].includes("'")) return line;
+    return `${m[1]}'${m[2].trimEnd()}'`;
+  }).join("\n");
 }
 
 // ------------------------------------------------------------------ writing

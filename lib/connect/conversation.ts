@@ -67,7 +67,8 @@ export function conversation(client: MatrixClient, roomId: string): Conversation
 
   const allowed = (s: State, ev: MatrixEvent) => {
     const a = s.answerer;
-    if (!a) return true;
+    // Not pinned yet: anyone but this user (whose other devices are no agent).
+    if (!a) return ev.getSender() !== me;
     return ev.getSender() === a.user &&
       (a.curve25519 === null || ev.getSenderKey() === a.curve25519);
   };
@@ -92,7 +93,7 @@ export function conversation(client: MatrixClient, roomId: string): Conversation
 
   const note = (ev: MatrixEvent) => {
     if (ev.getRoomId() !== roomId || ev.isBeingDecrypted() || ev.isDecryptionFailure()) return;
-    if (ev.getType() !== "m.room.message" || ev.getSender() === me) return;
+    if (ev.getType() !== "m.room.message") return;
     if (!ev.isEncrypted() || seen.has(ev)) return;
     seen.add(ev);
     // The content as sent, not as the SDK shows it once an edit replaced it.

@@ -31,7 +31,7 @@ export type Typed =
 
 /** Reads a typed line; `get` and `put` move files, anything else goes to the agent. Pure. */
 export function parseTyped(line: string): Typed {
-  const text = line.trim().replace(/^\$\s+/, "");
+  const text = line.trim().replace(/^\$(\s+|$)/, "").trim();
   if (text === "") return { kind: "empty" };
   const get = /^get\s+(\S+)(?:\s+(\S+))?$/.exec(text);
   if (get) return { kind: "get", remote: get[1], local: get[2] ?? null };

@@ -57,7 +57,10 @@ export function findPin(pins: Pin[], room: string, host: string): Pin | undefine
 
 /** Writes `pin` in place of the room and host's old one, atomically, 0600. */
 export function savePin(path: string, pins: Pin[], pin: Pin): void {
-  const rest = pins.filter((p) => !(p.room === pin.room && p.host === pin.host));
+  // The host's case as findPin ignores it: a pin accepted as WEB-1 replaces web-1's.
+  const rest = pins.filter((p) =>
+    !(p.room === pin.room && p.host.toLowerCase() === pin.host.toLowerCase())
+  );
   const tmp = `${path}.tmp`;
   Deno.writeTextFileSync(tmp, JSON.stringify([...rest, pin], null, 2) + "\n", { mode: 0o600 });
   Deno.renameSync(tmp, path);

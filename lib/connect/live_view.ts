@@ -9,23 +9,52 @@
 /** Columns below which nothing is drawn in place: wrapping makes the row count a guess. */
 export const MIN_COLUMNS = 20;
 
+/** East Asian wide and fullwidth characters and emoji: two columns each. */
+const WIDE =
+  /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{1f300}-\u{1faff}\u{20000}-\u{3fffd}]/u;
+
+/** Columns a line takes on a terminal: tabs to the next multiple of 8, wide characters 2. */
+export function displayWidth(line: string): number {
+  let col = 0;
+  for (const ch of line) {
+    if (ch === "\t") col = (Math.floor(col / 8) + 1) * 8;
+    else col += WIDE.test(ch) ? 2 : 1;
+  }
+  return col;
+}
+
+const rowsOfLine = (line: string, columns: number) =>
+  Math.max(1, Math.ceil(displayWidth(line) / columns));
+
 /** Terminal rows `text` takes at `columns` wide (a line of width 0 still takes one). */
 export function rowsOf(text: string, columns: number): number {
   let rows = 0;
-  for (const line of text.split("\n")) {
-    rows += Math.max(1, Math.ceil([...line].length / columns));
-  }
+  for (const line of text.split("\n")) rows += rowsOfLine(line, columns);
   return rows;
 }
 
-/** The last lines of `text` that fit in `maxRows` rows at `columns` wide. */
+/**
+ * The last lines of `text` that fit in `maxRows` rows at `columns` wide; of a
+ * last line taller than that alone, its end.
+ */
 export function tailFitting(text: string, columns: number, maxRows: number): string {
   const lines = text.split("\n");
   const kept: string[] = [];
   let rows = 0;
   for (let i = lines.length - 1; i >= 0; i--) {
-    const r = Math.max(1, Math.ceil([...lines[i]].length / columns));
-    if (rows + r > maxRows) break;
+    const r = rowsOfLine(lines[i], columns);
+    if (rows + r > maxRows) {
+      if (kept.length === 0) {
+        // Characters from the end while they fit (a wide one may leave a column free).
+        const chars = [...lines[i]];
+        let end = "";
+        while (chars.length && rowsOfLine(chars.at(-1)! + end, columns) <= maxRows) {
+          end = chars.pop()! + end;
+        }
+        kept.push(end);
+      }
+      break;
+    }
     rows += r;
     kept.unshift(lines[i]);
   }

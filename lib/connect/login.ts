@@ -171,7 +171,7 @@ export async function ensureCrossSigned(
   cc: ConnectClient,
   opts: ConnectOptions,
   stdin: LineReader,
-  sas: (cc: ConnectClient) => Promise<void>,
+  sas: (cc: ConnectClient, stdin: LineReader) => Promise<void>,
 ): Promise<void> {
   if (await isCrossSigned(cc.client)) return;
   if (opts.recoveryKeyStdin) {
@@ -179,7 +179,7 @@ export async function ensureCrossSigned(
     if (!secret) throw new ConnectError("no recovery key on stdin", EXIT.trust);
     await crossSignWithRecovery(cc, secret);
   } else if (opts.verifyEmoji) {
-    await sas(cc);
+    await sas(cc, stdin);
   } else if (Deno.stdin.isTerminal() && opts.command === null) {
     console.error(notCrossSignedHelp(cc.client));
     const secret = await promptSecret("recovery key or passphrase (empty to stop): ");

@@ -15,7 +15,7 @@ import {
 import type { ConnectClient } from "./client.ts";
 import { isCrossSigned } from "./login.ts";
 import { ConnectError, EXIT } from "./options.ts";
-import { lineReader } from "./stdin_lines.ts";
+import type { LineReader } from "./stdin_lines.ts";
 
 /** How long the other session has to accept, and the whole exchange to finish. */
 const VERIFY_TIMEOUT_MS = 5 * 60_000;
@@ -50,7 +50,7 @@ function until(req: VerificationRequest, ok: () => boolean, what: string): Promi
 }
 
 /** Runs the emoji verification; resolves once this device is cross-signed. */
-export async function verifyByEmoji(cc: ConnectClient): Promise<void> {
+export async function verifyByEmoji(cc: ConnectClient, stdin: LineReader): Promise<void> {
   const { client } = cc;
   const crypto = client.getCrypto()!;
   const req = await crypto.requestOwnUserVerification();
@@ -72,7 +72,7 @@ export async function verifyByEmoji(cc: ConnectClient): Promise<void> {
     sas.sas.decimal?.join(" ");
   console.error(`\nCompare with the other session:\n  ${emoji}\n`);
   await Deno.stderr.write(new TextEncoder().encode("Do they match? [y/N] "));
-  const answer = (await lineReader().next())?.trim().toLowerCase();
+  const answer = (await stdin.next())?.trim().toLowerCase();
   if (answer !== "y" && answer !== "yes") {
     sas.mismatch();
     throw new ConnectError("the emoji did not match: verification cancelled", EXIT.trust);
