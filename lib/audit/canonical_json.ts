@@ -24,6 +24,13 @@ export type JsonObject = { [key: string]: JsonValue | undefined };
  * JSON form and would otherwise be written as `null` and hash the same as it.
  */
 export function canonicalJson(value: JsonValue): string {
+  // A parsed canonical line (what `audit verify` checks) is already in order, and
+  // then the native JSON.stringify writes the same text several times faster.
+  if (inCanonicalOrder(value)) return JSON.stringify(value);
+  return canonicalText(value);
+}
+
+function canonicalText(value: JsonValue): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (value === null || typeof value !== "object") {
     if (typeof value === "number" && !Number.isFinite(value)) {
@@ -33,7 +40,7 @@ export function canonicalJson(value: JsonValue): string {
   }
   if (Array.isArray(value)) {
     let out = "[";
-    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + canonicalJson(value[i]);
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + canonicalText(value[i]);
     return out + "]";
   }
   return canonicalObject(value, null);
@@ -59,7 +66,34 @@ function canonicalObject(value: JsonObject, omit: string | null): string {
   for (const key of keys) {
     const member = value[key];
     if (member === undefined || key === omit) continue;
-    out += (out.length === 1 ? "" : ",") + JSON.stringify(key) + ":" + canonicalJson(member);
+    out += (out.length === 1 ? "" : ",") + JSON.stringify(key) + ":" + canonicalText(member);
   }
   return out + "}";
+}
+
+/**
+ * True when JSON.stringify(value) is already its canonical text: plain objects
+ * and arrays only (JSON.stringify would call a toJSON), keys in UTF-16 order (it
+ * writes them in Object.keys order), no undefined (it would write an array's as
+ * null) and finite numbers only (it would write null for those too).
+ */
+function inCanonicalOrder(value: JsonValue | undefined): boolean {
+  if (typeof value === "string" || typeof value === "boolean" || value === null) return true;
+  if (typeof value === "number") return Number.isFinite(value);
+  if (typeof value !== "object") return false;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+    for (let i = 0; i < value.length; i++) if (!inCanonicalOrder(value[i])) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  let prev: string | null = null;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) return false;
+    if (prev !== null && prev >= key) return false;
+    if (!inCanonicalOrder(value[key])) return false;
+    prev = key;
+  }
+  return true;
 }

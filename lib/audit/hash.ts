@@ -18,16 +18,17 @@ export function utf8(text: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(text);
 }
 
+// Strings go to `update` as they are: it encodes UTF-8 itself (lone surrogates
+// as U+FFFD, like TextEncoder), about twice as fast as encoding first.
+
 /** SHA-256 of `data` (a string is hashed as its UTF-8 bytes). */
 export function sha256(data: string | Uint8Array): Uint8Array<ArrayBuffer> {
-  const bytes = typeof data === "string" ? utf8(data) : data;
-  return Uint8Array.from(createHash("sha256").update(bytes).digest());
+  return Uint8Array.from(createHash("sha256").update(data).digest());
 }
 
 /** Lowercase hex SHA-256 of `data` (a string is hashed as its UTF-8 bytes). */
 export function sha256Hex(data: string | Uint8Array): string {
-  const bytes = typeof data === "string" ? utf8(data) : data;
-  return createHash("sha256").update(bytes).digest("hex");
+  return createHash("sha256").update(data).digest("hex");
 }
 
 /** Lowercase hex of `bytes`. */

@@ -18,14 +18,14 @@
  */
 
 import { canonicalJson, type JsonObject } from "./canonical_json.ts";
-import { recordL4 } from "./chain.ts";
+import { nextL4, recordHashOfLine, recordL4 } from "./chain.ts";
 import { isHex } from "./hash.ts";
 import {
   createToken,
   type SigningKey,
   type TibetToken,
   tokenShapeError,
-  verifyToken,
+  verifyShapedToken,
 } from "./token.ts";
 
 /** A parsed audit record; see the module documentation for each field. */
@@ -207,11 +207,19 @@ function recordShapeError(value: unknown): string | null {
 /**
  * Checks what a record proves about itself: its l4 matches its content, its
  * token's eromheen states its seq and l4_prev, and the token's content_hash and
- * signature are valid. Links to other records are the caller's part.
+ * signature are valid. Links to other records are the caller's part. `line`,
+ * when given, is the line {@linkcode parseRecord} accepted the record from.
  */
-export function checkRecordContent(record: AuditRecord): string | null {
-  const token = verifyToken(record.token);
-  const l4 = recordL4(asJson(record));
+export function checkRecordContent(record: AuditRecord, line?: string): string | null {
+  // A line that parseRecord accepted has a token of the right shape already.
+  if (line === undefined) {
+    const shape = tokenShapeError(record.token);
+    if (shape) return shape;
+  }
+  const token = verifyShapedToken(record.token);
+  const l4 = line === undefined
+    ? recordL4(asJson(record))
+    : nextL4(record.l4_prev, recordHashOfLine(line, asJson(record)));
   // The most specific reason first: an edited token also changes l4.
   if (!token.ok) return token.reason;
   let context: unknown;

@@ -8,12 +8,8 @@
  */
 
 import { genesisL4 } from "./chain.ts";
-import {
-  checkChunk,
-  type ChunkRequest,
-  type ChunkResult,
-  type LinkFields,
-} from "./verify_chunk.ts";
+import { checkChunk, type ChunkResult, type LinkFields } from "./verify_chunk.ts";
+import { canStartWorkers, checkInWorkers, fileChunks, memoryChunks } from "./verify_pool.ts";
 
 /** What else the log must match. */
 export interface VerifyOptions {
@@ -72,7 +68,27 @@ export async function verifyLogFile(
   opts: VerifyOptions = {},
   tuning: VerifyTuning = {},
 ): Promise<VerifyResult> {
-  return await verifyLog(await Deno.readFile(path), opts, tuning);
+  let size: number;
+  try {
+    size = (await Deno.stat(path)).size;
+  } catch {
+    // Deno.readFile's error is the one callers report.
+    return await verifyLog(await Deno.readFile(path), opts, tuning);
+  }
+  checkOptions(opts);
+  const threads = threadsFor(size, tuning);
+  if (threads > 1 && canStartWorkers()) {
+    // Read as the Workers need it: reading overlaps checking, and no chunk is copied.
+    const links = newLinks(opts);
+    try {
+      await checkInWorkers(fileChunks(path), threads, (chunk) => linkChunk(links, chunk));
+      return finish(links, opts);
+    } catch {
+      // A binary built without the worker module, a runtime without Workers, or a
+      // read error, which Deno.readFile below reports as before: same verdict.
+    }
+  }
+  return verifyInThread(await Deno.readFile(path), opts);
 }
 
 /**
@@ -89,108 +105,103 @@ export async function verifyLog(
     return await verifyLogFile(source.path, opts, tuning);
   }
   const bytes = typeof source === "string" ? new TextEncoder().encode(source) : source;
-  const threads = tuning.threads ??
-    (bytes.length < PARALLEL_FROM_BYTES ? 1 : Math.min(MAX_THREADS, navigator.hardwareConcurrency));
-  const chunks = await checkChunks(splitChunks(bytes, threads));
-
-  const ids = new Map<string, number>();
-  const idsBySeq: string[] = [];
-  let prev: LinkFields | null = null;
-  let signer = opts.pubkeyHex ?? null;
-  let headSeen = 0;
-  let seq = 0;
-  for (const chunk of chunks) {
-    const firstSeq = seq + 1;
-    for (const record of chunk.records) {
-      seq++;
-      const genesis = seq === 1 ? genesisL4(record.chain_id) : "";
-      const linkError = checkLinks(record, seq, prev, genesis, ids, idsBySeq, signer);
-      if (linkError) return { ok: false, firstBadSeq: seq, reason: linkError };
-      signer ??= record.token.signer_pubkey;
-      ids.set(record.token.id, seq);
-      idsBySeq[seq] = record.token.id;
-      if (opts.expectHead && record.l4.startsWith(opts.expectHead)) {
-        if (opts.expectCount === undefined || opts.expectCount === seq) headSeen ||= seq;
-      }
-      prev = record;
-    }
-    if (chunk.failure) {
-      return {
-        ok: false,
-        firstBadSeq: firstSeq + chunk.failure.index,
-        reason: chunk.failure.reason,
-      };
+  const threads = threadsFor(bytes.length, tuning);
+  if (threads > 1 && canStartWorkers()) {
+    const links = newLinks(opts);
+    try {
+      await checkInWorkers(memoryChunks(bytes, threads), threads, (c) => linkChunk(links, c));
+      return finish(links, opts);
+    } catch {
+      // A binary built without the worker module, or a runtime without Workers:
+      // slower, same verdict.
     }
   }
+  return verifyInThread(bytes, opts);
+}
+
+function threadsFor(bytes: number, tuning: VerifyTuning): number {
+  return tuning.threads ??
+    (bytes < PARALLEL_FROM_BYTES ? 1 : Math.min(MAX_THREADS, navigator.hardwareConcurrency));
+}
+
+function verifyInThread(bytes: Uint8Array, opts: VerifyOptions): VerifyResult {
+  const links = newLinks(opts);
+  linkChunk(links, checkChunk(bytes, true));
+  return finish(links, opts);
+}
+
+/** What the link checks carry from one record to the next, and the verdict once there is one. */
+interface Links {
+  opts: VerifyOptions;
+  ids: Map<string, number>;
+  idsBySeq: string[];
+  prev: LinkFields | null;
+  signer: string | null;
+  headSeen: number;
+  seq: number;
+  failure: VerifyResult | null;
+}
+
+function newLinks(opts: VerifyOptions): Links {
+  return {
+    opts,
+    ids: new Map(),
+    idsBySeq: [],
+    prev: null,
+    signer: opts.pubkeyHex ?? null,
+    headSeen: 0,
+    seq: 0,
+    failure: null,
+  };
+}
+
+/**
+ * Checks the links of the next chunk's records, in log order, then the chunk's
+ * own failure; returns true once the log has a failed verdict.
+ */
+function linkChunk(links: Links, chunk: ChunkResult): boolean {
+  const { opts, ids, idsBySeq } = links;
+  const firstSeq = links.seq + 1;
+  for (const record of chunk.records) {
+    const seq = ++links.seq;
+    const genesis = seq === 1 ? genesisL4(record.chain_id) : "";
+    const linkError = checkLinks(record, seq, links.prev, genesis, ids, idsBySeq, links.signer);
+    if (linkError) {
+      links.failure = { ok: false, firstBadSeq: seq, reason: linkError };
+      return true;
+    }
+    links.signer ??= record.token.signer_pubkey;
+    ids.set(record.token.id, seq);
+    idsBySeq[seq] = record.token.id;
+    if (opts.expectHead && record.l4.startsWith(opts.expectHead)) {
+      if (opts.expectCount === undefined || opts.expectCount === seq) links.headSeen ||= seq;
+    }
+    links.prev = record;
+  }
+  if (chunk.failure) {
+    links.failure = {
+      ok: false,
+      firstBadSeq: firstSeq + chunk.failure.index,
+      reason: chunk.failure.reason,
+    };
+    return true;
+  }
+  return false;
+}
+
+function finish(links: Links, opts: VerifyOptions): VerifyResult {
+  if (links.failure) return links.failure;
+  const { prev } = links;
   const count = prev?.seq ?? 0;
-  const endCheck = checkEnd(count, prev?.l4 ?? null, headSeen, opts);
+  const endCheck = checkEnd(count, prev?.l4 ?? null, links.headSeen, opts);
   if (endCheck) return endCheck;
   return {
     ok: true,
     count,
     head: prev?.l4 ?? null,
     chainId: prev?.chain_id ?? null,
-    pubkeyHex: signer,
+    pubkeyHex: links.signer,
   };
-}
-
-/** Up to `n` runs of whole lines of about equal size, the last one ending the log. */
-function splitChunks(bytes: Uint8Array, n: number): ChunkRequest[] {
-  const chunks: ChunkRequest[] = [];
-  let start = 0;
-  for (let i = 1; i <= n && start < bytes.length; i++) {
-    let end = i === n ? bytes.length : Math.floor((bytes.length * i) / n);
-    if (end < bytes.length) {
-      const nl = bytes.indexOf(0x0a, Math.max(end - 1, start));
-      end = nl < 0 ? bytes.length : nl + 1;
-    }
-    chunks.push({ bytes: bytes.subarray(start, end), isEnd: end === bytes.length });
-    start = end;
-  }
-  return chunks;
-}
-
-const WORKER_URL = new URL("./verify_worker.ts", import.meta.url);
-
-/**
- * Checks the chunks, each in a Worker when there are several; in this thread
- * when Workers cannot start (e.g. no read permission for the worker module).
- */
-async function checkChunks(chunks: ChunkRequest[]): Promise<ChunkResult[]> {
-  const canLoad = WORKER_URL.protocol !== "file:" ||
-    Deno.permissions.querySync({ name: "read", path: WORKER_URL }).state === "granted";
-  if (chunks.length <= 1 || !canLoad) return chunks.map((c) => checkChunk(c.bytes, c.isEnd));
-  try {
-    return await Promise.all(chunks.map(checkInWorker));
-  } catch {
-    // A binary built without the worker module, or a runtime without Workers:
-    // slower, same verdict.
-    return chunks.map((c) => checkChunk(c.bytes, c.isEnd));
-  }
-}
-
-function checkInWorker(chunk: ChunkRequest): Promise<ChunkResult> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_URL.href, {
-      type: "module",
-      name: "audit-verify",
-      // Not narrowed with `deno.permissions`: without --unstable-worker-options
-      // that ends the process. It needs none, and reads only the bytes it is sent.
-    });
-    const done = () => worker.terminate();
-    worker.onmessage = (e: MessageEvent<ChunkResult>) => {
-      done();
-      resolve(e.data);
-    };
-    worker.onerror = (e) => {
-      e.preventDefault();
-      done();
-      reject(new Error(e.message));
-    };
-    // A copy, so the caller's bytes stay theirs.
-    const bytes = chunk.bytes.slice();
-    worker.postMessage({ bytes, isEnd: chunk.isEnd }, [bytes.buffer]);
-  });
 }
 
 function checkOptions(opts: VerifyOptions): void {

@@ -59,29 +59,62 @@ export interface ChunkResult {
  */
 export function checkChunk(bytes: Uint8Array, isEnd: boolean): ChunkResult {
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  let text: string;
+  try {
+    // One decode for the whole chunk rather than one per line: a newline byte is
+    // never part of a multi-byte sequence, so the chunk is valid UTF-8 exactly
+    // when each of its lines is.
+    text = decoder.decode(bytes);
+  } catch {
+    return checkLines(bytes, isEnd, decoder);
+  }
+  const records: LinkFields[] = [];
+  let pos = 0;
+  for (let index = 0; pos < text.length; index++) {
+    const nl = text.indexOf("\n", pos);
+    const end = nl < 0 ? text.length : nl;
+    const failure = checkLine(text.slice(pos, end), nl < 0 && isEnd, records);
+    if (failure) return { records, failure: { index, reason: failure } };
+    pos = end + 1;
+  }
+  return { records, failure: null };
+}
+
+/** {@linkcode checkChunk} line by line, to find the line that is not UTF-8. */
+function checkLines(bytes: Uint8Array, isEnd: boolean, decoder: TextDecoder): ChunkResult {
   const records: LinkFields[] = [];
   let pos = 0;
   for (let index = 0; pos < bytes.length; index++) {
     const nl = bytes.indexOf(0x0a, pos);
     const end = nl < 0 ? bytes.length : nl;
-    const fail = (reason: string): ChunkResult => ({ records, failure: { index, reason } });
     let text: string;
     try {
       text = decoder.decode(bytes.subarray(pos, end));
     } catch {
-      return fail("line is not valid UTF-8 (bytes were changed)");
+      return {
+        records,
+        failure: { index, reason: "line is not valid UTF-8 (bytes were changed)" },
+      };
     }
-    if (nl < 0 && isEnd) {
-      return fail("the last line has no newline: it was cut off (interrupted write or truncation)");
-    }
-    const parsed = parseRecord(text);
-    if (!parsed.ok) return fail(parsed.reason);
-    records.push(linkFields(parsed.value));
-    const contentError = checkRecordContent(parsed.value);
-    if (contentError) return fail(contentError);
+    const failure = checkLine(text, nl < 0 && isEnd, records);
+    if (failure) return { records, failure: { index, reason: failure } };
     pos = end + 1;
   }
   return { records, failure: null };
+}
+
+/**
+ * Checks one line (`cutOff`: it ends the log without a newline) and adds its
+ * link fields to `records` once it parsed; returns what is wrong, or null.
+ */
+function checkLine(line: string, cutOff: boolean, records: LinkFields[]): string | null {
+  if (cutOff) {
+    return "the last line has no newline: it was cut off (interrupted write or truncation)";
+  }
+  const parsed = parseRecord(line);
+  if (!parsed.ok) return parsed.reason;
+  records.push(linkFields(parsed.value));
+  return checkRecordContent(parsed.value, line);
 }
 
 function linkFields(r: AuditRecord): LinkFields {
