@@ -675,7 +675,13 @@ async function connectSection(b: Bench, op: Operator, roomId: string) {
   );
   if (c.sshMs) {
     b.rows.push(
-      row("connect HOST -- echo x vs ssh", median(c.wallMs), "ms", median(c.sshMs), "ssh localhost"),
+      row(
+        "connect HOST -- echo x vs ssh",
+        median(c.wallMs),
+        "ms",
+        median(c.sshMs),
+        "ssh localhost",
+      ),
     );
   } else b.notes.push("no sshd listens on localhost:22 here: `ssh localhost echo x` not measured");
   b.notes.push(
