@@ -13,6 +13,7 @@
 
 import { startWorld } from "../tests/support/fixture.ts";
 import { onExit } from "../tests/support/cleanup.ts";
+import { firstConnectArgs } from "../tests/support/connect.ts";
 
 /** Programs the demo's bin dir offers: the read-only diagnostics of the original's README. */
 const DEMO_PROGRAMS = [
@@ -93,15 +94,10 @@ async function main(args: string[]): Promise<number> {
     say("cross-signs it with the recovery key and pins the agent:\n");
     const common = ["--state-dir", stateDir, ...(verbose ? ["--verbose"] : [])];
     const first = connect([
-      "--homeserver",
-      w.synapse.url,
-      "--user",
-      w.operatorUser.userId,
-      "--room",
-      room,
+      ...firstConnectArgs(w, room, stateDir),
       "--password-stdin",
       "--recovery-key-stdin",
-      ...common,
+      ...(verbose ? ["--verbose"] : []),
       HOST,
       "--",
       "hosts",

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { startWorld } from "./support/fixture.ts";
 import { runMain } from "./support/cli.ts";
 import { startPty } from "./support/pty.ts";
+import { firstConnectArgs } from "./support/connect.ts";
 import { startOperator } from "./support/operator.ts";
 import { type MatrixClient, type MatrixEvent, MatrixEventEvent, MsgType } from "matrix-js-sdk";
 
@@ -28,15 +29,18 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
     const room = await w.operator.createRoom([w.agentUser.userId]);
     await w.operator.waitForJoin(room, w.agentUser.userId);
     const state = await tmp("tibet-nc-connect-");
-    const base = [
-      "--homeserver",
-      w.synapse.url,
-      "--user",
-      w.operatorUser.userId,
-      "--room",
-      room,
+    const base = firstConnectArgs(w, room, state);
+    /** The interactive mode as a person starts it. */
+    const shell = [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      MAIN,
+      "connect",
       "--state-dir",
       state,
+      "testhost",
     ];
     const connect = (args: string[], stdin = "") =>
       runMain(["connect", ...args], { stdin, env: { NO_COLOR: "1" } });
@@ -128,17 +132,7 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
     });
 
     await t.step("interactive: type a command, Ctrl-C a sleep 30, history, Ctrl-D", async () => {
-      const p = startPty([
-        Deno.execPath(),
-        "run",
-        "-A",
-        "--unstable-worker-options",
-        MAIN,
-        "connect",
-        "--state-dir",
-        state,
-        "testhost",
-      ]);
+      const p = startPty(shell);
       try {
         await p.waitFor(/^testhost\$\s*$/m);
         await p.type("echo hello-pty\r");
@@ -163,17 +157,7 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
     });
 
     await t.step("a terminal too narrow, and stdin that is not a terminal", async () => {
-      const p = startPty([
-        Deno.execPath(),
-        "run",
-        "-A",
-        "--unstable-worker-options",
-        MAIN,
-        "connect",
-        "--state-dir",
-        state,
-        "testhost",
-      ], { columns: 15 });
+      const p = startPty(shell, { columns: 15 });
       try {
         await p.waitFor(/terminal is 15 columns wide/, 60_000, true);
         await p.type("echo narrow\r");

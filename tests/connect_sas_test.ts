@@ -14,6 +14,7 @@ import {
 } from "matrix-js-sdk/lib/crypto-api/verification.js";
 import { startWorld } from "./support/fixture.ts";
 import { runMain } from "./support/cli.ts";
+import { firstConnectArgs } from "./support/connect.ts";
 
 async function until(ok: () => boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -51,14 +52,7 @@ Deno.test("connect: a device cross-signed by emoji from another session", async 
     await w.operator.waitForJoin(room, w.agentUser.userId);
     const r = await runMain([
       "connect",
-      "--homeserver",
-      w.synapse.url,
-      "--user",
-      w.operatorUser.userId,
-      "--room",
-      room,
-      "--state-dir",
-      state,
+      ...firstConnectArgs(w, room, state),
       "--password-stdin",
       "--verify-emoji",
       "testhost",

@@ -150,15 +150,27 @@ export async function crossSignWithRecovery(cc: ConnectClient, secret: string): 
   } finally {
     cc.secretKey.value = null;
   }
-  const deadline = Date.now() + 10_000;
+  await untilCrossSigned(
+    client,
+    10_000,
+    "secret storage opened, but the device is still not cross-signed: does secret storage " +
+      "hold this identity's cross-signing keys?",
+  );
+}
+
+/**
+ * Waits until this device's cross-signature is seen (the homeserver has it and
+ * the keys were fetched again); throws `failure` after `timeoutMs`.
+ */
+export async function untilCrossSigned(
+  client: MatrixClient,
+  timeoutMs: number,
+  failure: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (!(await isCrossSigned(client))) {
-    if (Date.now() > deadline) {
-      throw new ConnectError(
-        "secret storage opened, but the device is still not cross-signed: does secret storage " +
-          "hold this identity's cross-signing keys?",
-        EXIT.trust,
-      );
-    }
+    if (Date.now() > deadline) throw new ConnectError(failure, EXIT.trust);
+    await client.getCrypto()!.getUserDeviceInfo([client.getUserId()!], true);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -13,7 +13,7 @@ import {
   VerifierEvent,
 } from "matrix-js-sdk/lib/crypto-api/index.js";
 import type { ConnectClient } from "./client.ts";
-import { isCrossSigned } from "./login.ts";
+import { untilCrossSigned } from "./login.ts";
 import { ConnectError, EXIT } from "./options.ts";
 import type { LineReader } from "./stdin_lines.ts";
 
@@ -120,16 +120,10 @@ export async function verifyByEmoji(cc: ConnectClient, stdin: LineReader): Promi
   await verified;
   await until(req, () => req.phase === VerificationPhase.Done, "end of the verification");
   // The other session signs this device and uploads the signature.
-  const deadline = Date.now() + 30_000;
-  while (!(await isCrossSigned(client))) {
-    if (Date.now() > deadline) {
-      throw new ConnectError(
-        "verified, but the other session did not cross-sign this device: verify from a " +
-          "session that holds your identity's keys (one that is itself verified)",
-        EXIT.trust,
-      );
-    }
-    await crypto.getUserDeviceInfo([client.getUserId()!], true);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await untilCrossSigned(
+    client,
+    30_000,
+    "verified, but the other session did not cross-sign this device: verify from a " +
+      "session that holds your identity's keys (one that is itself verified)",
+  );
 }
