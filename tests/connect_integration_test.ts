@@ -214,9 +214,21 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
     );
 
     await t.step("a host that never answers: exit 253 after --timeout", async () => {
-      const r = await connect(["--state-dir", state, "--timeout", "3", "nohost", "--", "uptime"]);
+      const r = await connect([
+        "--state-dir",
+        state,
+        "--json",
+        "--timeout",
+        "3",
+        "nohost",
+        "--",
+        "uptime",
+      ]);
       assert.equal(r.code, 253, r.stderr);
       assert.match(r.stderr, /no agent answered as nohost/);
+      const j = JSON.parse(r.stdout);
+      assert.equal(j.status, "error");
+      assert.equal(j.connect_exit_code, 253);
     });
 
     await t.step("a device that is not cross-signed is told why, and sends nothing", async () => {

@@ -13,6 +13,7 @@ import { reportTiming } from "../connect/timing.ts";
 /** Runs `tibet-nc connect`; returns the exit code. */
 export async function connectCommand(args: string[]): Promise<number> {
   let session = null;
+  const json = args.slice(0, args.indexOf("--") >>> 0).includes("--json");
   try {
     const opts = parseConnectArgs(args);
     if (opts === "help") {
@@ -27,6 +28,12 @@ export async function connectCommand(args: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof ConnectError) {
       console.error(`tibet-nc connect: ${e.message}`);
+      // A script reading --json gets an answer on stdout either way.
+      if (json) {
+        console.log(
+          JSON.stringify({ status: "error", connect_exit_code: e.code, error: e.message }),
+        );
+      }
       if (e.code === EXIT.usage) console.error(`\nRun 'tibet-nc connect --help' for its options.`);
       return e.code;
     }

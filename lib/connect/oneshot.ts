@@ -46,6 +46,13 @@ export async function oneShot(
     });
   };
   Deno.addSignalListener("SIGINT", onSigint);
+  // A held command waits for another operator: say so once, and how it is decided.
+  let toldHeld = false;
+  tracked.onChange(() => {
+    if (tracked.answer?.facts?.status !== "held" || toldHeld) return;
+    toldHeld = true;
+    console.error(`${s.host}: ${tracked.answer.text}`);
+  });
   let answer: Answer;
   try {
     answer = await waitFinal(s, tracked, timeoutS);
