@@ -17,8 +17,9 @@ import { type MatrixClient, type MatrixEvent, MatrixEventEvent, MsgType } from "
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async (t) => {
-  const w = await startWorld();
-  const dirs: string[] = [];
+  const fileDir = await Deno.makeTempDir({ prefix: "tibet-nc-connect-files-" });
+  const w = await startWorld({ TIBET_NC_FILE_DIRS: fileDir });
+  const dirs: string[] = [fileDir];
   const tmp = async (prefix: string) => {
     const d = await Deno.makeTempDir({ prefix });
     dirs.push(d);
@@ -102,6 +103,55 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
       assert.equal(ok.stdout, "");
       const echo = await connect(["--state-dir", state, "testhost", "--", "echo", "a", "b"]);
       assert.equal(echo.stdout, "a b\n");
+    });
+
+    await t.step("one-shot put and get move a file byte for byte", async () => {
+      const local = await tmp("tibet-nc-connect-local-");
+      const bytes = new Uint8Array(200_000).map((_, i) => (i * 7919) % 251);
+      await Deno.writeFile(`${local}/blob.bin`, bytes);
+      const put = await connect([
+        "--state-dir",
+        state,
+        "testhost",
+        "--",
+        "put",
+        `${local}/blob.bin`,
+        fileDir,
+      ]);
+      assert.equal(put.code, 0, put.stderr);
+      assert.match(put.stdout, /^wrote \S+\/blob\.bin · /m);
+      assert.deepEqual(await Deno.readFile(`${fileDir}/blob.bin`), bytes);
+      const get = await connect([
+        "--state-dir",
+        state,
+        "testhost",
+        "--",
+        "get",
+        `${fileDir}/blob.bin`,
+        `${local}/back.bin`,
+      ]);
+      assert.equal(get.code, 0, get.stderr);
+      assert.deepEqual(await Deno.readFile(`${local}/back.bin`), bytes);
+      const again = await connect([
+        "--state-dir",
+        state,
+        "testhost",
+        "--",
+        "get",
+        `${fileDir}/blob.bin`,
+        `${local}/back.bin`,
+      ]);
+      assert.equal(again.code, 2, "a download never replaces a local file");
+      const missing = await connect([
+        "--state-dir",
+        state,
+        "testhost",
+        "--",
+        "get",
+        `${fileDir}/nope`,
+      ]);
+      assert.equal(missing.code, 252, missing.stderr); // judged, recorded as run, failed there
+      assert.equal(missing.stdout, "");
     });
 
     await t.step("a refused command exits 250 and runs nothing", async () => {

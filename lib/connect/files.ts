@@ -54,3 +54,24 @@ export async function receiveFile(
   const plain = await decryptAttachment(raw.slice().buffer, c.file);
   return { name: c.filename ?? c.body, bytes: new Uint8Array(plain), mxc: c.file.url };
 }
+
+/**
+ * The file a `get` answers with: sent before its answer, it may still decrypt
+ * after it. Null when none came within 10 s.
+ */
+export async function waitForFile(t: { files: MatrixEvent[] }): Promise<MatrixEvent | null> {
+  const deadline = Date.now() + 10_000;
+  const file = () => t.files.find((ev) => ev.getContent().filename !== "output.txt");
+  while (!file() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return file() ?? null;
+}
+
+/** True when something (even a dangling symlink) is at `path`: a download never replaces it. */
+export function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

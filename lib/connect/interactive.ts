@@ -13,7 +13,7 @@ import { createInterface, type Interface } from "node:readline";
 import { basename, resolve } from "node:path";
 import type { Answer } from "./answer.ts";
 import type { Tracked } from "./conversation.ts";
-import { receiveFile, sendFile } from "./files.ts";
+import { exists, receiveFile, sendFile, waitForFile } from "./files.ts";
 import { liveView, MIN_COLUMNS } from "./live_view.ts";
 import { ConnectError } from "./options.ts";
 import type { Session } from "./session.ts";
@@ -185,27 +185,10 @@ async function handle(
     const answer: Answer = await waitFinal(s, tracked, timeoutS);
     if (view) view.finish(answer.text);
     else say(answer.text);
-    if (saveTo !== null && answer.facts?.status === "done") await fileArrived(tracked);
+    if (saveTo !== null && answer.facts?.status === "done") await waitForFile(tracked);
     await saveFiles(s, tracked, saveTo, say);
   } catch (e) {
     say(e instanceof ConnectError ? e.message : `error: ${(e as Error).message}`);
-  }
-}
-
-/** The file of a `get` is sent before its answer, but may decrypt after it. */
-async function fileArrived(tracked: Tracked): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (tracked.files.length === 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

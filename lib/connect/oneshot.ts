@@ -2,12 +2,15 @@
  * `tibet-nc connect HOST -- COMMAND`: one command for a script. Its output on
  * stdout (the whole of it, from `output.txt` when the message holds only the
  * end), the summary, refusal or error on stderr, and its exit code as the
- * process's. Returns as soon as the final answer is there.
+ * process's. Returns as soon as the final answer is there. `-- get REMOTE`
+ * writes the file to stdout (or to LOCAL), `-- put LOCAL REMOTE_DIR` sends one.
  * @module
  */
 
 import { type Answer, exitCodeOf, jsonFields, splitAnswer } from "./answer.ts";
-import { receiveFile } from "./files.ts";
+import type { Tracked } from "./conversation.ts";
+import { exists, receiveFile, sendFile, waitForFile } from "./files.ts";
+import { parseTyped } from "./interactive.ts";
 import { ConnectError, EXIT } from "./options.ts";
 import type { Session } from "./session.ts";
 import { waitFinal } from "./wait.ts";
@@ -26,13 +29,33 @@ export async function oneShot(
   const { json, timeoutS } = opts;
   const line = words.join(" ");
   const enc = new TextEncoder();
-  let tracked;
+  const typed = parseTyped(line);
+  const answerer = { user: s.pin.agent, curve25519: s.pin.curve25519 };
+  let tracked: Tracked;
   try {
-    tracked = await s.talk.send(`@${s.host} $ ${line}`, {
-      user: s.pin.agent,
-      curve25519: s.pin.curve25519,
-    });
+    if (typed.kind === "put") {
+      let bytes;
+      try {
+        bytes = await Deno.readFile(typed.local);
+      } catch (e) {
+        throw new ConnectError(
+          `cannot read ${typed.local} here: ${(e as Error).message}; nothing was sent`,
+          EXIT.usage,
+        );
+      }
+      const name = typed.local.split("/").pop()!;
+      const caption = `@${s.host} $ put ${typed.remoteDir}`;
+      tracked = s.talk.track(await sendFile(s.cc.client, s.roomId, bytes, name, caption), answerer);
+    } else {
+      if (typed.kind === "get" && typed.local !== null && exists(typed.local)) {
+        throw new ConnectError(`${typed.local} exists here; nothing was sent`, EXIT.usage);
+      }
+      // LOCAL is this side's: the agent is asked for the remote path alone.
+      const text = typed.kind === "get" ? `get ${typed.remote}` : line;
+      tracked = await s.talk.send(`@${s.host} $ ${text}`, answerer);
+    }
   } catch (e) {
+    if (e instanceof ConnectError) throw e;
     throw new ConnectError(
       `cannot send to ${s.roomId}: ${(e as Error).message}; nothing was sent`,
       EXIT.connection,
@@ -72,7 +95,14 @@ export async function oneShot(
     })));
     return code;
   }
-  if (answer.facts?.status === "exited" || (!answer.facts && tail)) {
+  if (typed.kind === "get" && answer.facts?.status === "done") {
+    const ev = await waitForFile(tracked);
+    if (!ev) throw new ConnectError(`${s.host} sent no file with its answer`, EXIT.failed);
+    const file = await receiveFile(s.cc.client, ev);
+    if (typed.local === null) await Deno.stdout.write(file.bytes);
+    else await Deno.writeFile(typed.local, file.bytes, { createNew: true, mode: 0o600 });
+    console.error(`${s.host}: ${head}`);
+  } else if (answer.facts?.status === "exited" || (!answer.facts && tail)) {
     if (whole) {
       const file = await receiveFile(s.cc.client, whole);
       // The terminal's bytes: a script reads lines, as over ssh without -t.
