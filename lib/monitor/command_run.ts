@@ -40,7 +40,7 @@ import { decideHeld, holdForApproval } from "./approval_run.ts";
 import { appendAttachment, appendDeny, appendExecute } from "./records.ts";
 import { parsePrefixes, SCREEN_DURATION_DEFAULT_S } from "./prefixes.ts";
 import { startPushing } from "./push.ts";
-import { createScreen, type Screen } from "../screen/emulator.ts";
+import type { Screen } from "../screen/emulator.ts";
 import { isScreenCommand } from "../screen/programs.ts";
 import { runWatch } from "./watch_run.ts";
 
@@ -261,7 +261,11 @@ export function startCommand(
 
     const out = createOutputBuffer(OUTPUT_KEEP_BYTES);
     const full = createFullOutput(config.fullOutputBytes);
-    const screen: Screen | null = isScreen ? createScreen() : null;
+    // The emulator (@xterm/headless) is loaded by the first screen program, not at start:
+    // an idle agent would otherwise hold it in the monitor's heap (issue 19).
+    const screen: Screen | null = isScreen
+      ? (await import("../screen/emulator.ts")).createScreen()
+      : null;
     const started = Date.now();
     let durationHit = false;
     try {

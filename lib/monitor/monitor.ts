@@ -14,7 +14,6 @@ import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
 import { execIdentity } from "../exec/exec_user.ts";
 import { checkHelpers } from "../exec/pipeline.ts";
-import { openRecorder, RECORDINGS_DIR } from "../recording/recorder.ts";
 import { workerPermissions } from "./permissions.ts";
 import type { ToMonitor, ToWorker } from "./protocol.ts";
 import { requestHandler } from "./requests.ts";
@@ -63,9 +62,12 @@ export async function runMonitor(
     )
     : null;
   const audit = brain ? emitting(chain, brain) : chain;
-  const recorder = config.recordPubkey
-    ? await openRecorder({
-      dir: `${config.stateDir}/${RECORDINGS_DIR}`,
+  // Loaded only when recording is on: age-encryption and its ciphers would otherwise
+  // sit in the monitor's heap of every agent (issue 19).
+  const recording = config.recordPubkey ? await import("../recording/recorder.ts") : null;
+  const recorder = recording && config.recordPubkey
+    ? await recording.openRecorder({
+      dir: `${config.stateDir}/${recording.RECORDINGS_DIR}`,
       pubkey: config.recordPubkey,
       keepDays: config.recordKeepDays,
       maxBytes: config.recordMaxBytes,
