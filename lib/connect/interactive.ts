@@ -65,7 +65,8 @@ export async function interactive(
   const say = (t: string) => console.log(t);
   say(
     `connected to ${s.host} (${s.pin.agent}, device ${s.pin.device}) in ${s.roomId}. ` +
-      "`help` lists what it offers; Ctrl-C cancels a running command; Ctrl-D leaves.",
+      "`help` lists what it offers; `get REMOTE [LOCAL]` and `put LOCAL DIR` move files; " +
+      "Ctrl-C cancels a running command; Ctrl-D leaves.",
   );
   if (!Deno.stdin.isTerminal()) {
     for (let line = await stdin.next(); line !== null; line = await stdin.next()) {
