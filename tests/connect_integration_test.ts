@@ -107,49 +107,20 @@ Deno.test("connect: recovery key, pinning, one-shot exit codes, refusals", async
 
     await t.step("one-shot put and get move a file byte for byte", async () => {
       const local = await tmp("tibet-nc-connect-local-");
+      const oneShot = (...words: string[]) =>
+        connect(["--state-dir", state, "testhost", "--", ...words]);
       const bytes = new Uint8Array(200_000).map((_, i) => (i * 7919) % 251);
       await Deno.writeFile(`${local}/blob.bin`, bytes);
-      const put = await connect([
-        "--state-dir",
-        state,
-        "testhost",
-        "--",
-        "put",
-        `${local}/blob.bin`,
-        fileDir,
-      ]);
+      const put = await oneShot("put", `${local}/blob.bin`, fileDir);
       assert.equal(put.code, 0, put.stderr);
       assert.match(put.stdout, /^wrote \S+\/blob\.bin · /m);
       assert.deepEqual(await Deno.readFile(`${fileDir}/blob.bin`), bytes);
-      const get = await connect([
-        "--state-dir",
-        state,
-        "testhost",
-        "--",
-        "get",
-        `${fileDir}/blob.bin`,
-        `${local}/back.bin`,
-      ]);
+      const get = await oneShot("get", `${fileDir}/blob.bin`, `${local}/back.bin`);
       assert.equal(get.code, 0, get.stderr);
       assert.deepEqual(await Deno.readFile(`${local}/back.bin`), bytes);
-      const again = await connect([
-        "--state-dir",
-        state,
-        "testhost",
-        "--",
-        "get",
-        `${fileDir}/blob.bin`,
-        `${local}/back.bin`,
-      ]);
+      const again = await oneShot("get", `${fileDir}/blob.bin`, `${local}/back.bin`);
       assert.equal(again.code, 2, "a download never replaces a local file");
-      const missing = await connect([
-        "--state-dir",
-        state,
-        "testhost",
-        "--",
-        "get",
-        `${fileDir}/nope`,
-      ]);
+      const missing = await oneShot("get", `${fileDir}/nope`);
       assert.equal(missing.code, 252, missing.stderr); // judged, recorded as run, failed there
       assert.equal(missing.stdout, "");
     });
