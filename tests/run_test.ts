@@ -136,6 +136,22 @@ Deno.test("stdin is at EOF: a program reading it does not hang", async () => {
   assert.equal(out, "");
 });
 
+Deno.test("eofAtOnce: a reader gets EOF at once, and nothing of the ^D shows", async () => {
+  const cat = await run(request("/bin/cat", [], { timeoutMs: 10_000, eofAtOnce: true }));
+  assert.equal(cat.result.timedOut, false);
+  assert.equal(cat.result.code, 0);
+  assert.equal(cat.out, "");
+  // A program that does not read: its output is unchanged, no stray ^D echoed.
+  const echo = await run(request("/bin/echo", ["hi"], { eofAtOnce: true }));
+  assert.equal(echo.out, "hi\n");
+  // head reads until EOF, then exits; the shell's `read` fails on EOF (exit 1).
+  const head = await run(request("/usr/bin/head", ["-c", "5"], { eofAtOnce: true }));
+  assert.equal(head.result.code, 0);
+  assert.equal(head.out, "");
+  const sh = await run(request("/bin/sh", ["-c", "read x; echo read=$?"], { eofAtOnce: true }));
+  assert.equal(sh.out, "read=1\n");
+});
+
 Deno.test("cwd defaults to HOME and can be set", async () => {
   assert.equal((await run(request("/bin/pwd", []))).out, "/tmp\n");
   assert.equal((await run(request("/bin/pwd", [], { cwd: "/" }))).out, "/\n");

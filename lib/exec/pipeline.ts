@@ -188,6 +188,7 @@ export function runPipeline(
           uid: req.uid,
           gid: req.gid,
           stdinPath: fifo,
+          eofAtOnce: req.eofAtOnce,
         }, forward);
       } catch (e) {
         stop();

@@ -65,6 +65,15 @@ export interface RunRequest {
    * stage of a pipeline); opened by the command's shell line, as the exec user.
    */
   stdinPath?: string;
+  /**
+   * Gives the command EOF on its terminal at once. util-linux `script`, on
+   * reading the end of its own stdin, waits 10 ms before it passes `^D` on
+   * (so a program that sets raw mode first reads it as EOF, not as a byte), and
+   * that wait held up every answer. With this, `script`'s stdin stays open and
+   * `^D` is written at the start. Not for screen programs, which set raw mode.
+   * @default false
+   */
+  eofAtOnce?: boolean;
 }
 
 /** How a command ended. */
@@ -131,7 +140,8 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
       cwd,
       uid: req.uid,
       gid: req.gid,
-      stdin: "null", // the command sees EOF on its terminal, so nothing waits for input
+      // The command sees EOF on its terminal, so nothing waits for input.
+      stdin: req.eofAtOnce ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -142,6 +152,11 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
       } (is util-linux installed, does the directory exist for that user?)`,
     );
   }
+
+  // ^D at the start of the terminal's line is EOF for a reader; the pipe stays
+  // open until the end, so script never sees its own stdin end and never waits.
+  const eofWriter = req.eofAtOnce ? child.stdin.getWriter() : null;
+  eofWriter?.write(new Uint8Array([0x04])).catch(() => {});
 
   let sid: number | null = null;
   let exited = false;
@@ -197,6 +212,7 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
     const pumps = Promise.all([pump(child.stdout, onStdout), pump(child.stderr, forward)]);
     const status = await child.status;
     exited = true;
+    eofWriter?.close().catch(() => {});
     clearTimeout(timer);
     await pumps;
     if (pending !== null && pending.length > 0) forward(pending);

@@ -278,6 +278,7 @@ export function startCommand(
         maxOutputBytes: config.maxOutputBytes,
         uid: exec.uid ?? undefined,
         gid: exec.gid ?? undefined,
+        eofAtOnce: !isScreen,
       }, (chunk) => {
         out.push(chunk);
         // A screen is never sent as output.txt, so its bytes are kept only to be recorded.
