@@ -15,7 +15,6 @@ import {
   findPin,
   type Pin,
   pinProblem,
-  readPins,
   savePin,
 } from "./known_hosts.ts";
 import { ConnectError, EXIT } from "./options.ts";
@@ -57,12 +56,12 @@ export async function checkAgent(
   talk: Conversation,
   roomId: string,
   host: string,
-  knownHostsPath: string,
+  known: { path: string; pins: Pin[] },
   accept: boolean,
   timeoutMs: number,
   early?: { agent: string; keys: Promise<AgentKeys> },
 ): Promise<AgentCheck> {
-  const pins = readPins(knownHostsPath);
+  const { path: knownHostsPath, pins } = known;
   const old = findPin(pins, roomId, host);
   if (old) {
     // Asked while the first sync ran, when the pin was known before the room was.

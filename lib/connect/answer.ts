@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ANSWER_KEY } from "../matrix/reply.ts";
+import { ANSWER_KEY, PROVENANCE } from "../matrix/reply.ts";
 import type { AnswerFacts } from "../worker/reply_parts.ts";
 import { EXIT } from "./options.ts";
 
@@ -35,8 +35,6 @@ export function readAnswer(content: Record<string, unknown>): Answer {
   return { text, facts, final };
 }
 
-const PROVENANCE_LINE = /^TIBET: \S+ \| L4: [0-9a-f]+ \| #\d+/;
-
 /**
  * Splits a finished command's text into its summary line, its output and its
  * provenance line (`replyContent` joins them with newlines; the summary is one
@@ -47,7 +45,7 @@ export function splitAnswer(text: string): { head: string; output: string; tail:
   const head = lines.shift() ?? "";
   let tail = "";
   const last = lines.at(-1) ?? "";
-  if (PROVENANCE_LINE.test(last)) {
+  if (PROVENANCE.test(last)) {
     tail = last;
     lines.pop();
   }

@@ -7,6 +7,8 @@
 
 import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
 import { decryptAttachment, encryptAttachment } from "matrix-encrypt-attachment";
+import { basename } from "node:path";
+import { ConnectError, EXIT } from "./options.ts";
 
 /** Encrypts and uploads `bytes`, and sends them as the file `name` with `caption` as its body. */
 export async function sendFile(
@@ -74,4 +76,28 @@ export function exists(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * `put LOCAL REMOTE_DIR` of either mode: reads LOCAL here and sends it with the
+ * caption that asks `host` to write it into REMOTE_DIR; returns the event id.
+ * An unreadable LOCAL is a usage error, and nothing is sent.
+ */
+export async function putLocal(
+  client: MatrixClient,
+  roomId: string,
+  host: string,
+  local: string,
+  remoteDir: string,
+): Promise<string> {
+  let bytes;
+  try {
+    bytes = await Deno.readFile(local);
+  } catch (e) {
+    throw new ConnectError(
+      `cannot read ${local} here: ${(e as Error).message}; nothing was sent`,
+      EXIT.usage,
+    );
+  }
+  return await sendFile(client, roomId, bytes, basename(local), `@${host} $ put ${remoteDir}`);
 }

@@ -13,7 +13,7 @@ import { createInterface, type Interface } from "node:readline";
 import { basename, resolve } from "node:path";
 import type { Answer } from "./answer.ts";
 import type { Tracked } from "./conversation.ts";
-import { exists, receiveFile, sendFile, waitForFile } from "./files.ts";
+import { exists, putLocal, receiveFile, waitForFile } from "./files.ts";
 import { liveView, MIN_COLUMNS } from "./live_view.ts";
 import { ConnectError } from "./options.ts";
 import type { Session } from "./session.ts";
@@ -153,15 +153,8 @@ async function handle(
     let tracked: Tracked;
     let saveTo: string | null = null;
     if (typed.kind === "put") {
-      let bytes;
-      try {
-        bytes = await Deno.readFile(typed.local);
-      } catch (e) {
-        return say(`cannot read ${typed.local} here: ${(e as Error).message}; nothing sent`);
-      }
-      const caption = `@${s.host} $ put ${typed.remoteDir}`;
-      say(`(sending ${typed.local}, ${bytes.length} bytes, encrypted)`);
-      const id = await sendFile(s.cc.client, s.roomId, bytes, basename(typed.local), caption);
+      say(`(sending ${typed.local}, encrypted)`);
+      const id = await putLocal(s.cc.client, s.roomId, s.host, typed.local, typed.remoteDir);
       tracked = s.talk.track(id, answerer);
     } else if (typed.kind === "get") {
       saveTo = resolve(typed.local ?? basename(typed.remote));

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { groupsOfFour } from "../cli/agent_crypto.ts";
 import { ConnectError, EXIT } from "./options.ts";
 
 /** One pinned agent. */
@@ -66,18 +67,13 @@ export function savePin(path: string, pins: Pin[], pin: Pin): void {
   Deno.renameSync(tmp, path);
 }
 
-/** Formats a base64 key in groups of four, as Element and `tibet-nc login` show keys. */
-export function groups(key: string): string {
-  return key.match(/.{1,4}/g)?.join(" ") ?? "";
-}
-
 /** The lines that show a pin to a person. */
 export function describePin(p: Pick<Pin, "agent" | "device" | "ed25519" | "master">): string[] {
   return [
     `  agent:              ${p.agent}`,
     `  device:             ${p.device}`,
-    `  device fingerprint: ${groups(p.ed25519)}`,
-    `  master key:         ${groups(p.master)}`,
+    `  device fingerprint: ${groupsOfFour(p.ed25519)}`,
+    `  master key:         ${groupsOfFour(p.master)}`,
   ];
 }
 
@@ -89,8 +85,8 @@ export function describePin(p: Pick<Pin, "agent" | "device" | "ed25519" | "maste
 export function pinProblem(pin: Pin, now: AgentKeys): string | null {
   if (now.master === null) return `${pin.agent} has no cross-signing identity any more`;
   if (now.master !== pin.master) {
-    return `the master key of ${pin.agent} changed from ${groups(pin.master)} to ${
-      groups(now.master)
+    return `the master key of ${pin.agent} changed from ${groupsOfFour(pin.master)} to ${
+      groupsOfFour(now.master)
     }`;
   }
   const d = now.devices.get(pin.device);

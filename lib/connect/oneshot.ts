@@ -9,7 +9,7 @@
 
 import { type Answer, exitCodeOf, jsonFields, splitAnswer } from "./answer.ts";
 import type { Tracked } from "./conversation.ts";
-import { exists, receiveFile, sendFile, waitForFile } from "./files.ts";
+import { exists, putLocal, receiveFile, waitForFile } from "./files.ts";
 import { parseTyped } from "./interactive.ts";
 import { ConnectError, EXIT } from "./options.ts";
 import type { Session } from "./session.ts";
@@ -34,18 +34,8 @@ export async function oneShot(
   let tracked: Tracked;
   try {
     if (typed.kind === "put") {
-      let bytes;
-      try {
-        bytes = await Deno.readFile(typed.local);
-      } catch (e) {
-        throw new ConnectError(
-          `cannot read ${typed.local} here: ${(e as Error).message}; nothing was sent`,
-          EXIT.usage,
-        );
-      }
-      const name = typed.local.split("/").pop()!;
-      const caption = `@${s.host} $ put ${typed.remoteDir}`;
-      tracked = s.talk.track(await sendFile(s.cc.client, s.roomId, bytes, name, caption), answerer);
+      const id = await putLocal(s.cc.client, s.roomId, s.host, typed.local, typed.remoteDir);
+      tracked = s.talk.track(id, answerer);
     } else {
       if (typed.kind === "get" && typed.local !== null && exists(typed.local)) {
         throw new ConnectError(`${typed.local} exists here; nothing was sent`, EXIT.usage);

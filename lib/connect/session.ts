@@ -35,12 +35,10 @@ export interface Session {
  * The room HOST was pinned in, when `--room` is not given: connect remembers
  * where a host is, as ssh remembers its key. Null when it was never pinned.
  */
-function pinnedRoom(stateDir: string, host: string): string | null {
+function pinnedRoom(pins: Pin[], host: string): string | null {
   const rooms = [
     ...new Set(
-      readPins(statePaths(stateDir).knownHosts).filter((p) =>
-        p.host.toLowerCase() === host.toLowerCase()
-      ).map((p) => p.room),
+      pins.filter((p) => p.host.toLowerCase() === host.toLowerCase()).map((p) => p.room),
     ),
   ];
   if (rooms.length > 1) {
@@ -70,10 +68,10 @@ export async function openSession(opts: ConnectOptions, stdin: LineReader): Prom
     mark("crypto");
     // The pinned agent's keys are asked for while the first sync runs: the pin
     // check then costs no round trip of its own.
-    const guess = opts.room?.startsWith("!") ? opts.room : pinnedRoom(opts.stateDir, opts.host);
-    const known = guess
-      ? findPin(readPins(statePaths(opts.stateDir).knownHosts), guess, opts.host)
-      : undefined;
+    const knownHosts = statePaths(opts.stateDir).knownHosts;
+    const pins = readPins(knownHosts);
+    const guess = opts.room?.startsWith("!") ? opts.room : pinnedRoom(pins, opts.host);
+    const known = guess ? findPin(pins, guess, opts.host) : undefined;
     const early = known
       ? { agent: known.agent, keys: agentKeys(cc.client, known.agent) }
       : undefined;
@@ -114,7 +112,7 @@ export async function openSession(opts: ConnectOptions, stdin: LineReader): Prom
       talk,
       roomId,
       opts.host,
-      statePaths(opts.stateDir).knownHosts,
+      { path: knownHosts, pins },
       opts.acceptNewIdentity,
       opts.timeoutS * 1000,
       early,

@@ -129,7 +129,7 @@ export function editContent(
 }
 
 /** `TIBET: <token id> | L4: <16 hex of the chain head> | #<seq>`, as `provenance()` writes it. */
-const PROVENANCE = /^TIBET: (\S+) \| L4: ([0-9a-f]+) \| #(\d+)/;
+export const PROVENANCE = /^TIBET: (\S+) \| L4: ([0-9a-f]+) \| #(\d+)/;
 
 /**
  * The answer's facts as sent: `parts.answer` plus the provenance line's token
