@@ -10,6 +10,8 @@ import { loadOrCreateSigningKey } from "../lib/audit/signing_key.ts";
 import type { ToWorker } from "../lib/monitor/protocol.ts";
 import { REPORT } from "./support/forging_worker.ts";
 import { makeBinDir } from "./support/fixture.ts";
+import { LIBC_PATHS, libcPath } from "../lib/exec/libc.ts";
+import { startTaskArgs } from "./support/agent_process.ts";
 
 function listen(): { port: number; close(): void } {
   const ac = new AbortController();
@@ -43,6 +45,8 @@ Deno.test("the Matrix worker can reach only its homeserver and its own state ent
         allowedUrl: `http://127.0.0.1:${homeserver.port}/`,
         otherUrl: `http://127.0.0.1:${other.port}/`,
         stateDir,
+        // The library the monitor itself opens for commands' terminals.
+        libcPath: libcPath(),
       });
     });
     worker.terminate();
@@ -50,7 +54,7 @@ Deno.test("the Matrix worker can reach only its homeserver and its own state ent
       fetchHomeserver: "ok",
       fetchOther: "NotCapable",
       spawnShell: "NotCapable",
-      spawnScript: "NotCapable",
+      spawnSetpriv: "NotCapable",
       kill: "NotCapable",
       readEtc: "NotCapable",
       writeTmp: "NotCapable",
@@ -220,4 +224,10 @@ Deno.test("from inside the running Matrix worker: no write to the audit log or k
     await Deno.remove(binDir, { recursive: true });
     await Deno.remove(fileDir, { recursive: true });
   }
+});
+
+Deno.test("the agent may open only libc through FFI, at the paths the runner looks in", async () => {
+  const words = (await startTaskArgs()).filter((w) => w.startsWith("--allow-ffi"));
+  assert.deepEqual(words, [`--allow-ffi=${LIBC_PATHS.join(",")}`]);
+  assert.ok(libcPath() !== undefined, `no libc at ${LIBC_PATHS.join(", ")} on this machine`);
 });

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { childEnv } from "../lib/exec/child_env.ts";
 import { createOutputBuffer } from "../lib/exec/output.ts";
-import { ptyInvocation, shellQuote } from "../lib/exec/pty_helper.ts";
 import { checkHelpers } from "../lib/exec/pipeline.ts";
 import { KILL_GRACE_MS, runCommand, type RunRequest, type RunResult } from "../lib/exec/run.ts";
 
@@ -69,7 +68,7 @@ Deno.test("the command runs on a real pseudo-terminal", async () => {
   assert.match(out, /^\/dev\/pts\/\d+\n$/);
 });
 
-Deno.test("argv reaches the program literally; the helper's shell interprets nothing", async () => {
+Deno.test("argv reaches the program literally; no shell interprets anything", async () => {
   const canary = `/tmp/tibet-nc-canary-${crypto.randomUUID()}`;
   const args = [
     "$(id)",
@@ -123,7 +122,7 @@ Deno.test("the program gets exactly the environment given", async () => {
     );
   const plain = await run(request("/usr/bin/env", []));
   assert.deepEqual(parse(plain.out), ENV);
-  // Names the helper's shell would otherwise set or remove come through as given.
+  // Names a shell would otherwise set or remove come through as given.
   const env = { ...ENV, SHELL: "/bin/false", PWD: "/given", WEIRD: `a'b "c" $HOME \\` };
   const given = await run(request("/usr/bin/env", [], { env }));
   assert.deepEqual(parse(given.out), env);
@@ -284,23 +283,29 @@ Deno.test({
   },
 });
 
-Deno.test("shellQuote survives a round trip through sh", async () => {
-  const words = ["", "'", "''", "a'b'c", '$x `y` \\ "z"', "\n\t", "-e", "*?[a]"];
-  const line = `printf '[%s]' ${words.map(shellQuote).join(" ")}`;
-  const out = await new Deno.Command("/bin/sh", { args: ["-c", line] }).output();
-  assert.equal(new TextDecoder().decode(out.stdout), words.map((w) => `[${w}]`).join(""));
+Deno.test("what cannot be passed to a program is refused before anything starts", () => {
+  assert.throws(() => runCommand(request("echo", []), () => {}), /not absolute/);
+  assert.throws(() => runCommand(request("/bin/echo", ["a\0b"]), () => {}), /NUL/);
+  assert.throws(
+    () => runCommand(request("/bin/echo", [], { env: { ...ENV, X: "a\0b" } }), () => {}),
+    /NUL/,
+  );
+  assert.throws(
+    () => runCommand(request("/bin/true", [], { cwd: "/nonexistent-dir" }), () => {}),
+    /cannot start .* \/nonexistent-dir: no such file or directory/,
+  );
 });
 
-Deno.test("ptyInvocation refuses what cannot be passed safely", () => {
-  assert.throws(() => ptyInvocation("echo", ["echo"], ENV), /not absolute/);
-  assert.throws(() => ptyInvocation("/bin/a=b", ["a=b"], ENV), /contains "="/);
-  assert.throws(() => ptyInvocation("/bin/echo", ["echo", "a\0b"], ENV), /NUL/);
-  assert.throws(() => ptyInvocation("/bin/echo", ["echo", "x".repeat(140_000)], ENV), /too long/);
-  const value = `value-${crypto.randomUUID()}`;
-  const inv = ptyInvocation("/bin/echo", ["echo", "hi"], { ...ENV, SOME: value });
-  assert.equal(inv.env.SHELL, "/bin/sh");
-  assert.equal(inv.env.SOME, value);
-  assert.ok(!inv.args.join(" ").includes(value), "environment values are not on the command line");
+Deno.test("a command killed by a signal exits 128+N, as a shell reports it", async () => {
+  const { result } = await run(request("/bin/sh", ["-c", "kill -TERM $$"]));
+  assert.equal(result.code, 143);
+  const pipe = await run(request("/bin/sh", ["-c", "kill -PIPE $$"]));
+  assert.equal(pipe.result.code, 141, "SIGPIPE is at its default, not ignored as in the agent");
+});
+
+Deno.test("the terminal has the size the environment announces", async () => {
+  const { out } = await run(request("/bin/stty", ["size"]));
+  assert.equal(out, `${ENV.LINES} ${ENV.COLUMNS}\n`);
 });
 
 Deno.test("checkHelpers names a missing or non-executable helper and its package", async () => {

@@ -17,10 +17,10 @@ const UNIT_PATH = `${REPO}/tibet-nc.service`;
 const UNIT = Deno.readTextFileSync(UNIT_PATH);
 const ANALYZE = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].find(isFile) ?? null;
 const IS_ROOT = Deno.uid() === 0;
-const CAN_SIMULATE = IS_ROOT && isFile("/usr/bin/setpriv") && isFile("/usr/bin/script");
+const CAN_SIMULATE = IS_ROOT && isFile("/usr/bin/setpriv");
 const SIMULATE_NOTE = CAN_SIMULATE
   ? ""
-  : " [ignored: needs root, setpriv and script (util-linux) to take on the unit's credentials]";
+  : " [ignored: needs root and setpriv (util-linux) to take on the unit's credentials]";
 
 function isFile(p: string): boolean {
   try {
@@ -295,7 +295,7 @@ Deno.test({
         0n,
         `the command (uid ${r.child.uid}) has ${set}=${value}: the agent must clear the ambient and ` +
           `inheritable capabilities of its children before exec, e.g. by starting ` +
-          `"/usr/bin/setpriv --inh-caps=-all --ambient-caps=-all -- /usr/bin/script ..."`,
+          `"/usr/bin/setpriv --inh-caps=-all --ambient-caps=-all -- PROGRAM ..."`,
       );
     }
   },

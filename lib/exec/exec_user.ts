@@ -1,4 +1,4 @@
-import { SCRIPT_PATH } from "./pty_helper.ts";
+import { SETPRIV_PATH } from "./run.ts";
 import { ConfigError } from "../config/config.ts";
 
 /**
@@ -37,12 +37,12 @@ export function lookupUser(name: string, passwd = "/etc/passwd"): PasswdEntry | 
 
 /**
  * True when this process can start a program as `uid`:`gid` (root, or
- * CAP_SETUID + CAP_SETGID). Probed by starting the PTY helper that way, because
+ * CAP_SETUID + CAP_SETGID). Probed by starting setpriv(1) that way, because
  * Deno reads /proc only with --allow-all.
  */
 export async function canSwitchTo(uid: number, gid: number): Promise<boolean> {
   try {
-    const out = await new Deno.Command(SCRIPT_PATH, {
+    const out = await new Deno.Command(SETPRIV_PATH, {
       args: ["--version"],
       uid,
       gid,

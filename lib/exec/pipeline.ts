@@ -32,9 +32,8 @@ import {
   SETPRIV_PATH,
   setprivArgs,
 } from "./run.ts";
-import { sendSignal, terminateGroup } from "./signals.ts";
+import { sendSignal, SIGNAL_NUMBERS, terminateGroup } from "./signals.ts";
 import { outputGate } from "./output_gate.ts";
-import { SCRIPT_PATH } from "./pty_helper.ts";
 
 /** util-linux setsid(1): gives each stage but the last a session the runner can stop whole. */
 export const SETSID_PATH = "/usr/bin/setsid";
@@ -233,7 +232,6 @@ export function runPipeline(
       if (signalError !== null) throw signalError;
       return {
         code: lastResult.code,
-        signal: lastResult.signal,
         timedOut: timedOut || lastResult.timedOut,
         cancelled,
         cancelReason,
@@ -252,7 +250,6 @@ export function runPipeline(
     clearTimeout(timer);
     return {
       code: null,
-      signal: null,
       timedOut,
       cancelled,
       cancelReason,
@@ -299,30 +296,9 @@ function randomName(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Linux signal numbers, for a shell-like 128+N status of a stage killed by a signal. */
-const SIGNALS: Partial<Record<Deno.Signal, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-  SIGXCPU: 24,
-  SIGXFSZ: 25,
-};
-
 function statusCode(st: Deno.CommandStatus): number | null {
   if (st.signal === null) return st.code;
-  const n = SIGNALS[st.signal];
+  const n = SIGNAL_NUMBERS[st.signal];
   return n === undefined ? null : 128 + n;
 }
 
@@ -331,7 +307,7 @@ function statusCode(st: Deno.CommandStatus): number | null {
  * is missing: better one clear line at start than a failure per command.
  */
 export function checkHelpers(
-  helpers: string[] = [SETPRIV_PATH, SCRIPT_PATH, SETSID_PATH, MKFIFO_PATH],
+  helpers: string[] = [SETPRIV_PATH, SETSID_PATH, MKFIFO_PATH],
 ): void {
   for (const path of helpers) {
     let info: Deno.FileInfo | null = null;

@@ -1,23 +1,23 @@
 /**
- * Runs one validated argv under a real pseudo-terminal (util-linux `script`, see
- * `pty_helper.ts`), streams its output to a sink, and stops it, with everything it
- * started, on timeout, cancel or output overflow.
+ * Runs one validated argv under a real pseudo-terminal of its own (`pty.ts`),
+ * streams its output to a sink, and stops it, with everything it started, on
+ * timeout, cancel or output overflow.
  *
- * Stopping: `script` puts the command in a new session on the PTY, and the
- * command's first output line tells its session id, which is also its process
- * group. Stop sends SIGTERM to that group, then SIGKILL after
- * {@linkcode KILL_GRACE_MS}. When `script` has exited, whatever is left in the
- * group (a background child ignoring the PTY's hangup) is stopped the same way
- * before `done` settles, so a command leaves no process behind unless it moved to
- * a group or session of its own (a daemon); only a cgroup would catch those.
- * `script` stays in the agent's process group, so a Ctrl-C or a stop of the agent
- * reaches it too, and it passes SIGTERM on to the command.
+ * Stopping: the command is the leader of a new session on the terminal, so its
+ * pid is the session id and process group of everything it starts. Stop sends
+ * SIGTERM to that group, then SIGKILL after {@linkcode KILL_GRACE_MS}. When the
+ * command has exited, whatever is left in the group (a background child ignoring
+ * the terminal's hangup) is stopped the same way before `done` settles, so a
+ * command leaves no process behind unless it moved to a group or session of its
+ * own (a daemon); only a cgroup would catch those. `--pdeathsig` ends it should
+ * the agent die.
  * @module
  */
 
-import { ptyInvocation, splitSessionMarker } from "./pty_helper.ts";
-import { delay, KILL_GRACE_MS, POLL_MS, sendSignal, terminateGroup } from "./signals.ts";
+import { closeMaster, isCanonical, readMaster, spawnOnPty, waitExit, writeMaster } from "./pty.ts";
+import { sendSignal, terminateGroup } from "./signals.ts";
 import { outputGate } from "./output_gate.ts";
+import { CHILD_COLUMNS, CHILD_LINES } from "./child_env.ts";
 
 export { KILL_GRACE_MS } from "./signals.ts";
 
@@ -27,20 +27,32 @@ export { KILL_GRACE_MS } from "./signals.ts";
  */
 export const SETPRIV_PATH = "/usr/bin/setpriv";
 
-/** Arguments of {@linkcode SETPRIV_PATH} that start `command` (its path and arguments). */
-export function setprivArgs(dropCaps: boolean, command: string[]): string[] {
+/**
+ * Arguments of {@linkcode SETPRIV_PATH} that start `command` (its path and
+ * arguments), as `user` when given (supplementary groups cleared, as a switch
+ * from root should).
+ */
+export function setprivArgs(
+  dropCaps: boolean,
+  command: string[],
+  user?: { uid: number; gid: number },
+): string[] {
   // Ambient capabilities (CAP_SETUID/SETGID/KILL, granted by the unit so the agent
   // can switch users) survive setuid() between non-root users and execve(): a
   // command could become root again. setpriv drops them; it needs no privilege.
   // --pdeathsig: if the agent dies (SIGKILL, OOM) the process dies with it; under
   // the unit systemd would kill it anyway, but not under `deno task start`.
   return [
+    ...(user ? [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups"] : []),
     ...(dropCaps ? ["--inh-caps=-all", "--ambient-caps=-all"] : []),
     "--pdeathsig=KILL",
     "--",
     ...command,
   ];
 }
+
+/** How long a command may take to set raw mode before it is given EOF (as `script` waits). */
+export const EOF_DELAY_MS = 10;
 
 /** What to run; the argv has passed the parser, the policy and resolution. */
 export interface RunRequest {
@@ -62,15 +74,15 @@ export interface RunRequest {
   gid?: number;
   /**
    * A FIFO the command reads as its stdin instead of the terminal (the last
-   * stage of a pipeline); opened by the command's shell line, as the exec user.
+   * stage of a pipeline); opened before the program starts, so the writer must
+   * be opening it already.
    */
   stdinPath?: string;
   /**
-   * Gives the command EOF on its terminal at once. util-linux `script`, on
-   * reading the end of its own stdin, waits 10 ms before it passes `^D` on
-   * (so a program that sets raw mode first reads it as EOF, not as a byte), and
-   * that wait held up every answer. With this, `script`'s stdin stays open and
-   * `^D` is written at the start. Not for screen programs, which set raw mode.
+   * Types `^D` on the command's terminal at the start: a reader of the terminal
+   * gets EOF instead of waiting for input. Not for screen programs, which set
+   * raw mode and would read it as a key. Without it, `^D` is typed after
+   * {@linkcode EOF_DELAY_MS} if the terminal is still in line mode by then.
    * @default false
    */
   eofAtOnce?: boolean;
@@ -78,10 +90,11 @@ export interface RunRequest {
 
 /** How a command ended. */
 export interface RunResult {
-  /** Exit status; 128+N when the program died of signal N (`script -e` reports it so). */
+  /**
+   * Exit status; 128+N when the program died of signal N, as a shell reports it.
+   * Null only for a pipeline stopped before it started.
+   */
   code: number | null;
-  /** Set only when `script` itself was killed (the last resort of a stop). */
-  signal: string | null;
   /** Stopped because `timeoutMs` passed. */
   timedOut: boolean;
   /** Stopped by {@linkcode RunHandle.cancel}. */
@@ -98,7 +111,7 @@ export interface RunResult {
 
 /** A running command. */
 export interface RunHandle {
-  /** Pid of the `script` process. */
+  /** Pid of the command: its session and process group id too. */
   pid: number;
   /** Stops the command (SIGTERM, then SIGKILL after the grace); idempotent. */
   cancel(reason?: string): void;
@@ -115,7 +128,7 @@ export interface RunHandle {
  * the runner keeps no output itself, so the sink decides what to retain. A chunk
  * is valid only during the call (its buffer is reused): copy what you keep.
  *
- * @throws Error when the request is malformed or `script` cannot be started.
+ * @throws Error when the request is malformed or the command cannot be started.
  */
 export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): RunHandle {
   if ((req.uid === undefined) !== (req.gid === undefined)) {
@@ -126,40 +139,34 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
       `timeout (${req.timeoutMs} ms) must be positive, output limit (${req.maxOutputBytes}) >= 0`,
     );
   }
-  const inv = ptyInvocation(req.path, req.argv, req.env, req.stdinPath);
+  if (!req.path.startsWith("/")) {
+    throw new Error(`program path "${req.path}" is not absolute; resolve it in the bin dir first`);
+  }
   const cwd = req.cwd ?? req.env.HOME ?? "/";
   const started = performance.now();
-  const command = SETPRIV_PATH;
-  const args = setprivArgs(req.uid !== undefined, [inv.command, ...inv.args]);
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(command, {
-      args,
-      env: inv.env,
-      clearEnv: true,
-      cwd,
-      uid: req.uid,
-      gid: req.gid,
-      // The command sees EOF on its terminal, so nothing waits for input.
-      stdin: req.eofAtOnce ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch (e) {
-    throw new Error(
-      `cannot start ${inv.command} in ${cwd}${req.uid === undefined ? "" : ` as uid ${req.uid}`}: ${
-        (e as Error).message
-      } (is util-linux installed, does the directory exist for that user?)`,
-    );
-  }
+  const user = req.uid === undefined ? undefined : { uid: req.uid, gid: req.gid! };
+  const child = spawnOnPty({
+    path: SETPRIV_PATH,
+    argv: [
+      SETPRIV_PATH,
+      ...setprivArgs(user !== undefined, [req.path, ...req.argv.slice(1)], user),
+    ],
+    env: req.env,
+    cwd,
+    stdinPath: req.stdinPath,
+    rows: CHILD_LINES,
+    cols: CHILD_COLUMNS,
+  });
+  const sid = child.pid;
+  // ^D at the start of the terminal's line is EOF for a reader of the terminal.
+  const typeEof = (): void => writeMaster(child.master, new Uint8Array([0x04]));
+  if (req.eofAtOnce) typeEof();
+  const eofTimer = req.eofAtOnce ? undefined : setTimeout(() => {
+    if (!exited && isCanonical(child.master)) typeEof();
+  }, EOF_DELAY_MS);
 
-  // ^D at the start of the terminal's line is EOF for a reader; the pipe stays
-  // open until the end, so script never sees its own stdin end and never waits.
-  const eofWriter = req.eofAtOnce ? child.stdin.getWriter() : null;
-  eofWriter?.write(new Uint8Array([0x04])).catch(() => {});
-
-  let sid: number | null = null;
   let exited = false;
+  let swept = false;
   let stopping: Promise<void> | null = null;
   let timedOut = false, cancelled = false;
   let cancelReason: string | null = null;
@@ -177,14 +184,7 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
     return false;
   };
   const stop = (): void => {
-    stopping ??= (async () => {
-      if (sid !== null) await terminateGroup(sid, signal);
-      else signal(child.pid, "SIGTERM"); // not started yet: script passes it on
-      // With its child gone, script drains the PTY and exits; give it the grace.
-      const deadline = performance.now() + KILL_GRACE_MS;
-      while (!exited && performance.now() < deadline) await delay(POLL_MS);
-      if (!exited) signal(child.pid, "SIGKILL");
-    })();
+    stopping ??= terminateGroup(sid, signal);
   };
   const timer = setTimeout(() => {
     timedOut = true;
@@ -192,49 +192,40 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
   }, Math.min(req.timeoutMs, 2 ** 31 - 1));
 
   const gate = outputGate(req.maxOutputBytes, sink, () => stop());
-  const forward = gate.forward;
-  let pending: Uint8Array | null = new Uint8Array(0);
-  const onStdout = (bytes: Uint8Array): void => {
-    if (pending === null) return forward(bytes);
-    const head = concat(pending, bytes);
-    const split = splitSessionMarker(head);
-    if (split === null) {
-      pending = head;
-      return;
-    }
-    pending = null;
-    if (split.sid !== null && split.sid !== Deno.pid && split.sid > 1) sid = split.sid;
-    forward(split.rest);
-  };
-
   const done = (async (): Promise<RunResult> => {
-    // stderr carries only script's own complaints (the program writes to the PTY).
-    const pumps = Promise.all([pump(child.stdout, onStdout), pump(child.stderr, forward)]);
-    const status = await child.status;
-    exited = true;
-    eofWriter?.close().catch(() => {});
-    clearTimeout(timer);
-    await pumps;
-    if (pending !== null && pending.length > 0) forward(pending);
-    await stopping;
-    // Background children left in the command's group once it exited.
-    if (sid !== null) await terminateGroup(sid, signal);
-    if (gate.sinkError !== null) throw gate.sinkError;
-    if (signalError !== null) throw signalError;
-    return {
-      code: status.signal === null ? status.code : null,
-      signal: status.signal,
-      timedOut,
-      cancelled,
-      cancelReason,
-      outputLimited: gate.outputLimited,
-      durationMs: Math.round(performance.now() - started),
-      totalBytes: gate.totalBytes,
-    };
+    const reading = readMaster(child.master, gate.forward, () => swept);
+    try {
+      const status = await waitExit(sid);
+      exited = true;
+      clearTimeout(timer);
+      clearTimeout(eofTimer);
+      await stopping;
+      // Background children left in the command's group once it exited.
+      await terminateGroup(sid, signal);
+      swept = true;
+      await reading;
+      if (gate.sinkError !== null) throw gate.sinkError;
+      if (signalError !== null) throw signalError;
+      return {
+        code: status.code ?? 128 + status.signal!,
+        timedOut,
+        cancelled,
+        cancelReason,
+        outputLimited: gate.outputLimited,
+        durationMs: Math.round(performance.now() - started),
+        totalBytes: gate.totalBytes,
+      };
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(eofTimer);
+      swept = true;
+      await reading.catch(() => {});
+      closeMaster(child.master);
+    }
   })();
 
   return {
-    pid: child.pid,
+    pid: sid,
     cancel(reason?: string): void {
       if (exited || stopping !== null) return;
       cancelled = true;
@@ -261,11 +252,4 @@ export async function pump(
     onChunk(value);
     buf = new Uint8Array(value.buffer); // the read hands the buffer back in `value`
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

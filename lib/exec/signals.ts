@@ -1,53 +1,56 @@
 /**
  * Signalling the processes of a command as the agent, which may not use
- * Deno.kill on other users' processes (see {@linkcode sendSignal}), and
- * stopping a whole process group.
+ * Deno.kill (see {@linkcode sendSignal}), and stopping a whole process group.
  * @module
  */
+
+import { EPERM, errno, ESRCH, libc } from "./libc.ts";
 
 /** SIGTERM-to-SIGKILL grace period. */
 export const KILL_GRACE_MS = 2000;
 /** Interval of process-table probes while stopping a command. */
 export const POLL_MS = 50;
 
-/** The kill(1) of util-linux/procps, used where Deno.kill is not permitted. */
-export const KILL_PATH = "/usr/bin/kill";
+/** Linux signal numbers. */
+export const SIGNAL_NUMBERS: Partial<Record<Deno.Signal, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+  SIGCONT: 18,
+  SIGSTOP: 19,
+  SIGXCPU: 24,
+  SIGXFSZ: 25,
+};
 
 /**
  * Sends `sig` to `pid` (a negative pid is a process group): true if sent, false
- * if no such process, else the error text. Deno.kill needs unrestricted run
- * permission, which the monitor deliberately lacks; it may run only `script`
- * and kill(1), so it signals through kill(1) then.
+ * if no such process, else the error text. Through libc's kill(2): Deno.kill
+ * needs unrestricted run permission, which the monitor deliberately lacks.
  */
 export function sendSignal(pid: number, sig: Deno.Signal): boolean | string {
-  try {
-    Deno.kill(pid, sig);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    if (!(e instanceof Deno.errors.NotCapable)) return (e as Error).message;
-  }
-  try {
-    const out = new Deno.Command(KILL_PATH, {
-      args: [`-${sig.replace(/^SIG/, "")}`, "--", String(pid)],
-      clearEnv: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).outputSync();
-    if (out.success) return true;
-    const err = new TextDecoder().decode(out.stderr);
-    return /no such process|No such process|failed/i.test(err) && !/not permitted/i.test(err)
-      ? false
-      : err.trim() || `kill exited ${out.code}`;
-  } catch (e) {
-    return (e as Error).message;
-  }
+  const n = SIGNAL_NUMBERS[sig];
+  if (n === undefined) return `unknown signal ${sig}`;
+  if (libc().kill(pid, n) === 0) return true;
+  const e = errno();
+  if (e === ESRCH) return false;
+  return e === EPERM ? "operation not permitted" : `errno ${e}`;
 }
 
 /**
- * Stops process group `pgid` (the command's session: `script` makes the command
- * a session and group leader, and a non-interactive shell keeps background jobs
+ * Stops process group `pgid` (the command's session: the runner makes the
+ * command a session and group leader, and a non-interactive shell keeps background jobs
  * in its group): SIGTERM, then SIGKILL for whatever is left after the grace.
  * Group signals need no /proc access, which Deno grants only with --allow-all.
  * SIGCONT serves as the "anyone left?" probe: harmless, and it wakes stopped ones.

@@ -51,7 +51,7 @@ export function summary(r: RunResult, timeoutS: number): string {
     : r.outputLimited
     ? `, stopped at the output limit (${formatBytes(r.totalBytes)})`
     : "";
-  return `exit ${r.code ?? r.signal ?? "?"} · ${secs} s${why}`;
+  return `exit ${r.code ?? "?"} · ${secs} s${why}`;
 }
 
 /**

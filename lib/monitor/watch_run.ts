@@ -110,7 +110,7 @@ export async function runWatch(
       const result = await handle.done;
       handle = null;
       runs++;
-      const code = String(result.code ?? result.signal ?? "?");
+      const code = String(result.code ?? "?");
       codes[code] = (codes[code] ?? 0) + 1;
       last = { out, result, at };
       shown = `every ${req.watchS} s · run ${runs} at ${stamp(at)} · ${

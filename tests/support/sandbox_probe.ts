@@ -8,6 +8,8 @@ interface Probe {
   allowedUrl: string;
   otherUrl: string;
   stateDir: string;
+  /** The libc the monitor opens; the worker must not. */
+  libcPath: string;
 }
 
 const scope = globalThis as unknown as {
@@ -32,8 +34,8 @@ scope.onmessage = async (e) => {
     spawnShell: await attempt(() =>
       new Deno.Command("/bin/sh", { args: ["-c", "true"] }).outputSync()
     ),
-    spawnScript: await attempt(() =>
-      new Deno.Command("/usr/bin/script", { args: ["--version"] }).outputSync()
+    spawnSetpriv: await attempt(() =>
+      new Deno.Command("/usr/bin/setpriv", { args: ["--version"] }).outputSync()
     ),
     kill: await attempt(() => Deno.kill(1, "SIGCONT")),
     readEtc: await attempt(() => Deno.readTextFileSync("/etc/hostname")),
@@ -41,6 +43,6 @@ scope.onmessage = async (e) => {
     writeOwnState: await attempt(() => Deno.writeTextFileSync(`${p.stateDir}/seen-events`, "")),
     writeOtherState: await attempt(() => Deno.writeTextFileSync(`${p.stateDir}/probe`, "x")),
     env: await attempt(() => Deno.env.get("HOME")),
-    ffi: await attempt(() => Deno.dlopen("libc.so.6", {})),
+    ffi: await attempt(() => Deno.dlopen(p.libcPath, {})),
   });
 };
