@@ -633,14 +633,14 @@ do_install() {
 	install_bin_dir
 	install_unit
 
-	# The agent runs every command under script(1) through setpriv(1), and the
-	# stages of a pipeline through setsid(1) with a mkfifo(1) FIFO; it refuses to
-	# start without them (util-linux, bsdutils on Debian; coreutils).
+	# The agent starts every command through setpriv(1), and the stages of a
+	# pipeline through setsid(1) with a mkfifo(1) FIFO; it refuses to start
+	# without them (util-linux; coreutils).
 	look=$R
 	[ "$MODE" = destdir ] && look=
-	for helper in script setpriv setsid mkfifo; do
+	for helper in setpriv setsid mkfifo; do
 		if [ ! -x "$look/usr/bin/$helper" ]; then
-			warn "/usr/bin/$helper is missing: the agent needs it to run commands (install util-linux and coreutils, or bsdutils on Debian)"
+			warn "/usr/bin/$helper is missing: the agent needs it to run commands (install util-linux and coreutils)"
 		fi
 	done
 
@@ -900,7 +900,7 @@ ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
 # A private /dev with the pseudo devices only (null, zero, random, tty, ptmx,
-# pts): the PTY helper script(1) needs ptmx/pts and nothing else. lsblk reads
+# pts): commands' terminals need ptmx/pts and nothing else. lsblk reads
 # /sys, not /dev.
 PrivateDevices=yes
 DevicePolicy=closed

@@ -9,7 +9,7 @@
  * | round trip `$ echo x` → final reply, p50/p95 | the floor: a bare E2EE echo bot (`tests/support/echo_bot.ts`) |
  * | cold start to `ready:`, empty / warm state dir | the echo bot's start to ready; a bare `deno run` |
  * | idle RSS after ready | the echo bot's idle RSS |
- * | peak RSS while a command prints 1 GB | the agent's own idle RSS |
+ * | peak RSS while a command prints 1 GB | the agent's RSS just before the command (after the sections before it) |
  * | 200 commands from 2 operators: total, p95 | the echo bot, same load |
  * | `audit verify` of 100,000 records | `sha256sum` of the same file |
  * | `get` / `put` of a 100 MB file, and the agent's RSS growth meanwhile | a bare upload + download of the same bytes; the file's size |
@@ -106,8 +106,8 @@ export function machine(): Machine {
   };
 }
 
-/** VmRSS or VmHWM of `pid`, in bytes. */
-function vm(pid: number, field: "VmRSS" | "VmHWM"): number {
+/** A memory field of `/proc/<pid>/status`, in bytes. */
+function vm(pid: number, field: "VmRSS" | "VmHWM" | "RssAnon" | "RssFile"): number {
   const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(
     new RegExp(`^${field}:\\s+(\\d+) kB`, "m"),
   );
@@ -476,18 +476,39 @@ async function bigOutput(
     hwmReset = false;
     b.notes.push("could not reset VmHWM; the peak is since the agent started");
   }
+  b.notes.push(`the agent's RSS 3 s after ready: ${(idle / MiB).toFixed(0)} MiB`);
+  // The growth is counted from here, not from the idle figure read 3 s after ready:
+  // by now the agent has synced and answered the sections before (about +15 MiB).
+  const before = vm(agent.pid, "VmRSS");
   let sampled = 0;
+  // Anonymous memory (heaps, buffers) apart from file pages (the binary's own code
+  // as it is first run, shared with the page cache).
+  const anonIdle = vm(agent.pid, "RssAnon"), fileIdle = vm(agent.pid, "RssFile");
+  let anonPeak = anonIdle, filePeak = fileIdle;
+  const t0 = performance.now();
+  let peakAt = 0;
   const sampler = setInterval(() => {
     try {
-      sampled = Math.max(sampled, vm(agent.pid, "VmRSS"));
+      const now = vm(agent.pid, "VmRSS");
+      if (now > sampled) [sampled, peakAt] = [now, performance.now() - t0];
+      anonPeak = Math.max(anonPeak, vm(agent.pid, "RssAnon"));
+
+      filePeak = Math.max(filePeak, vm(agent.pid, "RssFile"));
     } catch { /* exited */ }
-  }, 100);
+  }, 10);
   const t = performance.now();
   const id = await op.send(roomId, "$ head -c 1000000000 /dev/urandom");
   const body = await op.waitForFinal(roomId, id, 600_000);
   const ms = performance.now() - t;
   clearInterval(sampler);
   const peak = Math.max(vm(agent.pid, "VmHWM"), sampled);
+  b.notes.push(
+    `1 GB: peak RSS +${((peak - before) / MiB).toFixed(1)} MiB; sampled every 10 ms, highest at ${
+      (peakAt / 1000).toFixed(1)
+    } s; anonymous RSS ${(anonIdle / MiB).toFixed(0)} -> ${
+      (anonPeak / MiB).toFixed(0)
+    } MiB, file-backed ${(fileIdle / MiB).toFixed(0)} -> ${(filePeak / MiB).toFixed(0)} MiB`,
+  );
   // The floor: the same command under the same PTY helper, straight to /dev/null.
   const pty = await timeCommand("script", ["-qec", "head -c 1000000000 /dev/urandom", "/dev/null"]);
   const pipe = await timeCommand("sh", ["-c", "head -c 1000000000 /dev/urandom | cat >/dev/null"]);
@@ -499,8 +520,8 @@ async function bigOutput(
       `peak RSS while a command prints 1 GB${hwmReset ? "" : " (since start)"}`,
       peak / MiB,
       "MiB",
-      idle / MiB,
-      "agent idle",
+      before / MiB,
+      "agent just before",
     ),
     row("1 GB command, send to final reply", ms, "ms", pty, "same under `script`"),
   );
@@ -755,7 +776,18 @@ async function main(): Promise<void> {
     b.cleanups.push(() => Promise.resolve(op1.stop()), () => Promise.resolve(op2.stop()));
     const agentRoom = await room([op1], main.user.userId);
     const botRoom = await room([op1], botUser.userId);
+    const botIdle = vm(bot.pid, "VmRSS");
     await roundTrips(b, op1, agentRoom, botRoom);
+    if (!SKIP.has("latency")) {
+      // Both answered the same commands: what each holds afterwards.
+      b.notes.push(
+        `RSS after the round trips: agent ${(idle / MiB).toFixed(0)} -> ${
+          (vm(agent.pid, "VmRSS") / MiB).toFixed(0)
+        } MiB, echo bot ${(botIdle / MiB).toFixed(0)} -> ${
+          (vm(bot.pid, "VmRSS") / MiB).toFixed(0)
+        } MiB`,
+      );
+    }
     if (!SKIP.has("connect")) await connectSection(b, op1, agentRoom);
     if (!SKIP.has("1gb")) await bigOutput(b, agent, op1, agentRoom, idle);
     if (!SKIP.has("pipeline")) await pipelineFigures(b, op1, agentRoom);
