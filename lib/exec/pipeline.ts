@@ -170,11 +170,11 @@ export function runPipeline(
         })
       );
 
-      // Opening a FIFO waits for the other end: the last stage's shell opens it
-      // to read. Should that stage end before it does, the monitor opens the read
-      // end itself, so this open (and the copy behind it) ends too.
-      let writerSettled = false;
-      const writer = Deno.open(fifo, { write: true }).finally(() => writerSettled = true);
+      // Opening a FIFO waits for the other end, and the last stage's end is opened
+      // inside posix_spawn, which holds this thread: so both ends are held first
+      // (read-write never waits), that open then finds a writer, and the monitor's
+      // write-only end, opened once the stage holds its read end, replaces them.
+      const holder = Deno.openSync(fifo, { read: true, write: true });
       const final = stages[stages.length - 1];
       try {
         last = runCommand({
@@ -190,29 +190,28 @@ export function runPipeline(
           eofAtOnce: req.eofAtOnce,
         }, forward);
       } catch (e) {
+        holder.close();
         stop();
-        (await Deno.open(fifo, { read: true })).close();
-        (await writer).close();
         await Promise.all([...statuses, ...stops]);
         throw e;
       }
+      const writer = Deno.openSync(fifo, { write: true });
+      holder.close();
       if (stopping) last.cancel();
-      const lastDone = last.done.finally(async () => {
-        if (!writerSettled) (await Deno.open(fifo, { read: true })).close();
-      });
+      const lastDone = last.done;
 
       const copies: Promise<void>[] = [];
       for (let i = 0; i + 1 < front.length; i++) {
         copies.push(front[i].child.stdout.pipeTo(front[i + 1].child.stdin).catch(() => {}));
       }
-      copies.push(writer.then(async (file) => {
+      copies.push((async () => {
         try {
-          await front[front.length - 1].child.stdout.pipeTo(file.writable);
+          await front[front.length - 1].child.stdout.pipeTo(writer.writable);
         } catch { /* the last stage stopped reading: its source is cancelled */ }
         try {
-          file.close();
+          writer.close();
         } catch { /* closed by the copy */ }
-      }, () => front[front.length - 1].child.stdout.cancel().catch(() => {})));
+      })());
       const pumps = front.map((s) => pump(s.child.stderr, forward));
 
       let lastResult: RunResult;

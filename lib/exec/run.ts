@@ -74,8 +74,9 @@ export interface RunRequest {
   gid?: number;
   /**
    * A FIFO the command reads as its stdin instead of the terminal (the last
-   * stage of a pipeline); opened before the program starts, so the writer must
-   * be opening it already.
+   * stage of a pipeline). It is opened inside posix_spawn, which holds the
+   * calling thread until then: its write end must be open already (the spawn
+   * would wait for a writer forever).
    */
   stdinPath?: string;
   /**
