@@ -5,7 +5,7 @@
  */
 
 import { ConfigError, EXIT_CONFIG, loadConfig } from "../config/config.ts";
-import { runMonitor } from "../monitor/monitor.ts";
+import { spawnWorker } from "../monitor/spawn_worker.ts";
 import { environment, parseArgs, UsageError } from "./args.ts";
 
 const USAGE = `usage: tibet-nc run [--env-file FILE] [--verbose]
@@ -52,8 +52,12 @@ export async function runCli(args: string[]): Promise<number> {
       Deno.addSignalListener(sig, () => resolve(sig));
     }
   });
+  // The worker loads the Matrix SDK on its thread while this one loads the
+  // monitor (imported here, not above, for that reason).
+  const worker = spawnWorker(config);
   try {
-    const code = await runMonitor(config, stopped, log, { verbose });
+    const { runMonitor } = await import("../monitor/monitor.ts");
+    const code = await runMonitor(config, stopped, log, { verbose, worker });
     if (code === 0) log("stopped");
     return code;
   } catch (e) {

@@ -14,7 +14,7 @@ import { AUDIT_LOG_FILE, openAuditLog } from "../audit/log.ts";
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from "../audit/signing_key.ts";
 import { execIdentity } from "../exec/exec_user.ts";
 import { checkHelpers } from "../exec/pipeline.ts";
-import { workerPermissions } from "./permissions.ts";
+import { spawnWorker } from "./spawn_worker.ts";
 import type { ToMonitor, ToWorker } from "./protocol.ts";
 import { requestHandler } from "./requests.ts";
 
@@ -26,6 +26,11 @@ export interface MonitorOptions {
    * @default lib/worker/worker.ts
    */
   workerUrl?: string;
+  /**
+   * A worker already started with {@linkcode spawnWorker} (`tibet-nc run` starts
+   * it before loading this module); it is stopped when the monitor returns.
+   */
+  worker?: Worker;
 }
 
 /**
@@ -41,6 +46,23 @@ export async function runMonitor(
 ): Promise<number> {
   Deno.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   checkHelpers();
+  // Started first: the worker loads the Matrix SDK and its crypto on its own
+  // thread while the monitor prepares below; it waits for `start` to begin.
+  const worker = opts.worker ?? spawnWorker(config, opts.workerUrl);
+  try {
+    return await monitorWith(worker, config, stopSignal, log, opts);
+  } finally {
+    worker.terminate(); // also when a setting is wrong and nothing was started
+  }
+}
+
+async function monitorWith(
+  worker: Worker,
+  config: Config,
+  stopSignal: Promise<string>,
+  log: (msg: string) => void,
+  opts: MonitorOptions,
+): Promise<number> {
   const exec = await execIdentity(config.execUser, config.execAsSelf);
   const approvedExec = config.approvedExecUser === null
     ? undefined
@@ -77,12 +99,6 @@ export async function runMonitor(
     })
     : undefined;
 
-  const workerUrl = opts.workerUrl ?? new URL("../worker/worker.ts", import.meta.url).href;
-  const worker = new Worker(workerUrl, {
-    type: "module",
-    name: "matrix worker",
-    deno: { permissions: workerPermissions(config) },
-  } as WorkerOptions);
   const send = (m: ToWorker, transfer: Transferable[] = []) => worker.postMessage(m, transfer);
   const realFileDirs = config.fileDirs.map((d) => {
     try {
