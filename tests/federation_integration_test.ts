@@ -100,7 +100,17 @@ Deno.test("a fleet across two federated homeservers, over E2EE", opts, async (t)
     cleanups.push(() => Promise.resolve(operator.stop()));
     const room = await operator.createRoom(agents.map((x) => x.user.userId));
     // db-1's invite and join go over federation.
-    for (const x of agents) await operator.waitForJoin(room, x.user.userId, 180_000);
+    for (const x of agents) {
+      try {
+        await operator.waitForJoin(room, x.user.userId, 180_000);
+      } catch (e) {
+        // What each agent saw of the invite: the one clue when this fails.
+        for (const y of agents) {
+          console.error(`log of ${y.spec.hostname}:\n${y.agent.lines.join("\n")}`);
+        }
+        throw e;
+      }
+    }
     const s: Setting = { a, b, operator, agents, room, markerDir };
     const settle = () => sleep(4000);
 

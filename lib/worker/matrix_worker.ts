@@ -18,6 +18,7 @@ import {
 import type { RoomMessageEventContent } from "matrix-js-sdk/lib/@types/events.js";
 import { type Config, ConfigError } from "../config/config.ts";
 import { classify } from "../matrix/events.ts";
+import { boundTimelines } from "../matrix/timeline_bound.ts";
 import { withRetry } from "../matrix/retry.ts";
 import { roomSender } from "../matrix/room_sender.ts";
 import { rateLimiter } from "./limits.ts";
@@ -324,8 +325,8 @@ export async function startMatrixWorker(
   });
   client.on(MatrixEventEvent.Decrypted, (event: MatrixEvent) => onEvent(event));
   // A sync past SYNC_PAGE_EVENTS skips the gap; say so rather than lose it quietly.
-  client.on(RoomEvent.TimelineReset, (room: Room | undefined) => {
-    if (!room || room.getMyMembership() !== "join") return;
+  boundTimelines(client, (room) => {
+    if (room.getMyMembership() !== "join") return;
     log(
       `warning: more than ${SYNC_PAGE_EVENTS} events arrived in ${room.roomId} at once; ` +
         `commands among the earlier ones were not seen and are not answered`,
