@@ -90,7 +90,7 @@ Deno.test(
         // A first 100 MB run settles the heap and buffers; then 10x the output must
         // not raise the peak: memory does not grow with output size.
         // Timeouts far above the need: on a loaded machine 1 GB may take minutes.
-        await run("timeout=300 head -c 100000000 /dev/urandom", 320_000);
+        await run("timeout=300 head -c 300000000 /dev/urandom", 320_000);
         const before = vm(w.agent.pid, "VmHWM");
         const body = await run("timeout=600 head -c 1000000000 /dev/urandom", 620_000);
         const after = vm(w.agent.pid, "VmHWM");

@@ -19,11 +19,17 @@ export interface FullOutput {
   readonly truncated: boolean;
   /** Bytes seen, kept or not. */
   readonly totalBytes: number;
+  /**
+   * Frees the kept bytes now (it keeps nothing after): V8 frees a dropped
+   * buffer only at its next full collection, so the next command's output would
+   * otherwise be held beside this one's.
+   */
+  release(): void;
 }
 
 /** Keeps the first `capBytes` of the output, in chunks so no growth copies it whole. */
 export function createFullOutput(capBytes: number): FullOutput {
-  const parts: Uint8Array[] = [];
+  const parts: Uint8Array<ArrayBuffer>[] = [];
   let kept = 0;
   let total = 0;
   return {
@@ -61,6 +67,11 @@ export function createFullOutput(capBytes: number): FullOutput {
     },
     get totalBytes() {
       return total;
+    },
+    release() {
+      // Detaching an ArrayBuffer lets go of its memory at once.
+      for (const p of parts.splice(0)) p.buffer.transfer(0);
+      kept = 0;
     },
   };
 }

@@ -198,12 +198,21 @@ export async function readMaster(
   const view = new DataView(pfd.buffer);
   view.setInt32(0, master, true);
   view.setInt16(4, POLLIN, true);
+  // A read gives at most the terminal's 4 KiB line buffer: reads are gathered
+  // while data keeps coming, so a flood reaches the sink in 64 KiB pieces.
+  let filled = 0;
+  const flush = () => {
+    if (filled > 0) onChunk(buf.subarray(0, filled));
+    filled = 0;
+  };
   for (;;) {
-    const n = Number(c.read(master, buf, BigInt(buf.length)));
+    const n = Number(c.read(master, buf.subarray(filled), BigInt(buf.length - filled)));
     if (n > 0) {
-      onChunk(buf.subarray(0, n));
+      filled += n;
+      if (buf.length - filled < 4096) flush();
       continue;
     }
+    flush();
     if (n === 0) return;
     const e = errno();
     if (e === EINTR) continue;

@@ -358,6 +358,7 @@ export function startCommand(
       head += ` · ${await attachWhole(resultRecord ?? record, full)}`;
     }
     sink.final(true, { head, pre, tail, answer: exitedFacts(result) });
+    full.release();
   }
 
   /**
