@@ -194,7 +194,9 @@ export async function readMaster(
 ): Promise<void> {
   const c = libc();
   const buf = new Uint8Array(64 * 1024);
-  const pfd = new Uint8Array(8); // struct pollfd { int fd; short events, revents; }
+  // struct pollfd { int fd; short events, revents; }. Its own ArrayBuffer: V8 never
+  // moves that memory, and poll uses it on another thread.
+  const pfd = new Uint8Array(new ArrayBuffer(8));
   const view = new DataView(pfd.buffer);
   view.setInt32(0, master, true);
   view.setInt16(4, POLLIN, true);
@@ -225,7 +227,7 @@ export async function readMaster(
 /** Waits for `pid` to end (the wait blocks a helper thread, not this one). */
 export async function waitExit(pid: number): Promise<PtyExit> {
   const c = libc();
-  const status = new Int32Array(1);
+  const status = new Int32Array(new ArrayBuffer(4)); // written on another thread, as pfd above
   const statusBytes = new Uint8Array(status.buffer);
   for (;;) {
     if (await c.waitpid_blocking(pid, statusBytes, 0) === pid) return decodeStatus(status[0]);
