@@ -50,8 +50,9 @@ export function sendSignal(pid: number, sig: Deno.Signal): boolean | string {
 
 /**
  * Stops process group `pgid` (the command's session: the runner makes the
- * command a session and group leader, and a non-interactive shell keeps background jobs
- * in its group): SIGTERM, then SIGKILL for whatever is left after the grace.
+ * command a session and group leader, and a non-interactive shell keeps
+ * background jobs in its group): SIGTERM, then SIGKILL for whatever is left
+ * after the grace.
  * Group signals need no /proc access, which Deno grants only with --allow-all.
  * SIGCONT serves as the "anyone left?" probe: harmless, and it wakes stopped ones.
  */

@@ -44,12 +44,12 @@ export async function runMonitor(
   log: (msg: string) => void,
   opts: MonitorOptions = {},
 ): Promise<number> {
-  Deno.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  checkHelpers();
   // Started first: the worker loads the Matrix SDK and its crypto on its own
   // thread while the monitor prepares below; it waits for `start` to begin.
   const worker = opts.worker ?? spawnWorker(config, opts.workerUrl);
   try {
+    Deno.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+    checkHelpers();
     return await monitorWith(worker, config, stopSignal, log, opts);
   } finally {
     worker.terminate(); // also when a setting is wrong and nothing was started
