@@ -201,7 +201,7 @@ export async function readMaster(
   view.setInt32(0, master, true);
   view.setInt16(4, POLLIN, true);
   // A read gives at most the terminal's 4 KiB line buffer: reads are gathered
-  // while data keeps coming, so a flood reaches the sink in 64 KiB pieces.
+  // while data keeps coming, so a flood reaches the sink in pieces of up to 64 KiB.
   let filled = 0;
   const flush = () => {
     if (filled > 0) onChunk(buf.subarray(0, filled));
