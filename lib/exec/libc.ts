@@ -70,7 +70,6 @@ export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 export const O_RDONLY = 0;
 export const O_RDWR = 2;
 export const O_NOCTTY = 0o400;
-export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 export const TIOCSWINSZ = 0x5414;
 export const TCGETS = 0x5401;
@@ -81,7 +80,6 @@ export const POSIX_SPAWN_SETSIGMASK = 0x08;
 export const POSIX_SPAWN_SETSID = 0x80;
 export const WNOHANG = 1;
 export const EINTR = 4;
-export const EIO = 5;
 export const ECHILD = 10;
 export const EAGAIN = 11;
 export const ESRCH = 3;
@@ -128,12 +126,15 @@ export function libc(): Libc {
   return lib;
 }
 
+// Read on every wait for terminal output: one buffer, not one per call.
+const errnoValue = new Int32Array(new ArrayBuffer(4));
+const errnoBytes = new Uint8Array(errnoValue.buffer);
+
 /** errno of the last failed call on this thread; read right after the call. */
 export function errno(): number {
   const c = libc();
-  const value = new Int32Array(1);
-  c.copyFrom(new Uint8Array(value.buffer), c.__errno_location(), 4n);
-  return value[0];
+  c.copyFrom(errnoBytes, c.__errno_location(), 4n);
+  return errnoValue[0];
 }
 
 /** A NUL-terminated copy of `s` for a `char *` parameter. */

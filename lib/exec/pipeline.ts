@@ -24,7 +24,6 @@
  */
 
 import {
-  pump,
   runCommand,
   type RunHandle,
   type RunRequest,
@@ -318,5 +317,23 @@ export function checkHelpers(
         `${path} is missing or not executable: commands run through it (install util-linux and coreutils)`,
       );
     }
+  }
+}
+
+/**
+ * Reads `stream` into one reused buffer (a BYOB reader), so gigabytes of output
+ * allocate nothing per chunk: `onChunk` must copy what it keeps.
+ */
+async function pump(
+  stream: ReadableStream<Uint8Array>,
+  onChunk: (bytes: Uint8Array) => void,
+): Promise<void> {
+  const reader = stream.getReader({ mode: "byob" });
+  let buf = new Uint8Array(64 * 1024);
+  for (;;) {
+    const { value, done } = await reader.read(buf);
+    if (done || !value) break;
+    onChunk(value);
+    buf = new Uint8Array(value.buffer); // the read hands the buffer back in `value`
   }
 }

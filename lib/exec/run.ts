@@ -236,21 +236,3 @@ export function runCommand(req: RunRequest, sink: (chunk: Uint8Array) => void): 
     done,
   };
 }
-
-/**
- * Reads `stream` into one reused buffer (a BYOB reader), so gigabytes of output
- * allocate nothing per chunk: `onChunk` must copy what it keeps.
- */
-export async function pump(
-  stream: ReadableStream<Uint8Array>,
-  onChunk: (bytes: Uint8Array) => void,
-): Promise<void> {
-  const reader = stream.getReader({ mode: "byob" });
-  let buf = new Uint8Array(64 * 1024);
-  for (;;) {
-    const { value, done } = await reader.read(buf);
-    if (done || !value) break;
-    onChunk(value);
-    buf = new Uint8Array(value.buffer); // the read hands the buffer back in `value`
-  }
-}
