@@ -40,7 +40,12 @@ Deno.test(
       await t.step("the first command after the outage is answered", async () => {
         const id = await w.operator.send(room, "$ echo booted");
         // Generous: the operator's own client also backs off while Synapse was down.
-        assert.match(await w.operator.waitForFinal(room, id, 180_000), /booted/);
+        const final = await w.operator.waitForFinal(room, id, 180_000).catch((e) => {
+          // What the agent saw after the outage: the one clue when no answer comes.
+          console.error(`agent log:\n${w.agent.lines.join("\n")}`);
+          throw e;
+        });
+        assert.match(final, /booted/);
       });
 
       await t.step(
